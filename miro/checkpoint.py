@@ -1,0 +1,106 @@
+"""Checkpoints that a crash can never corrupt, loaded without unpickling arbitrary objects.
+
+Layout: <run>/checkpoints/step-NNNNNNN/ with
+  train.safetensors   trainable weights (network and, when used, the log-variance head)
+  ema.safetensors     EMA network weights (what sampling uses)
+  optimizer.pt        optimizer and LR-schedule state (tensors and numbers; read with weights_only=True)
+  state.json          step and run bookkeeping
+  manifest.json       resolved config, git SHA, packages, device, seed
+A checkpoint is written into a temporary folder and renamed into place, so a folder named
+step-NNNNNNN is always complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from miro.errors import MiroError
+from miro.manifest import write_json_atomic
+
+STEP_DIR = re.compile(r"^step-(\d{7})$")
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name))
+
+
+def checkpoint_step(path: Path) -> int:
+    match = STEP_DIR.match(path.name)
+    if not match:
+        raise MiroError(f"{path} is not a checkpoint folder (expected a name like step-0000250)")
+    return int(match.group(1))
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    train: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    state: dict[str, Any]
+
+
+def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor], ema: dict[str, torch.Tensor],
+                    optimizer: dict[str, Any], state: dict[str, Any], manifest: dict[str, Any],
+                    keep: int = 0) -> Path:
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".step-{step:07d}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_contiguous(train), str(tmp / "train.safetensors"))
+    save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
+    torch.save(optimizer, tmp / "optimizer.pt")
+    write_json_atomic(tmp / "state.json", {"step": step, **state})
+    write_json_atomic(tmp / "manifest.json", manifest)
+    for f in tmp.iterdir():
+        with open(f, "rb") as handle:
+            os.fsync(handle.fileno())
+    if final.exists():  # the same step written again (a resumed slice): replace it whole
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if keep:
+        for old in checkpoint_dirs(run_dir)[:-keep]:
+            shutil.rmtree(old)
+    return final
+
+
+def load_checkpoint(path: Path, *, with_optimizer: bool = True) -> Checkpoint:
+    missing = [n for n in ("train.safetensors", "ema.safetensors", "state.json") if not (path / n).is_file()]
+    if missing:
+        raise MiroError(f"checkpoint {path} lacks {', '.join(missing)}; delete the folder to resume from the previous checkpoint")
+    optimizer = torch.load(path / "optimizer.pt", weights_only=True) if with_optimizer else {}
+    return Checkpoint(
+        step=checkpoint_step(path),
+        train=load_file(str(path / "train.safetensors")),
+        ema=load_file(str(path / "ema.safetensors")),
+        optimizer=optimizer,
+        state=json.loads((path / "state.json").read_text()),
+    )
+
+
+def load_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Load weights and refuse any missing or unexpected key (a mismatched checkpoint never loads silently)."""
+    result = module.load_state_dict(weights, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise MiroError(
+            f"{source} does not match the model: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}; "
+            "check that the run config matches the checkpoint's manifest.json"
+        )
+
+
+def _contiguous(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in weights.items()}

@@ -1,0 +1,349 @@
+"""Typed, frozen run configuration, validated when built.
+
+A run is one `RunConfig`; presets live in `miro.presets` and ablation arms are `dataclasses.replace`
+of a preset. Every check raises `MiroError` with one line naming the field, the value and what is
+allowed, so a wrong value is refused before any compute is spent. `from_dict` builds a config from
+plain data (JSON, command-line overrides) and refuses unknown keys with a "did you mean".
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_origin, get_type_hints
+
+from miro.errors import MiroError, did_you_mean, unknown_name_error
+
+SCHEMES = ("tokens", "adaln", "prompt", "none")
+DROPOUT_STRATEGIES = ("binomial", "uniform", "none")
+
+
+def _choice(section: str, name: str, value: object, allowed: Iterable[object]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        hint = did_you_mean(str(value), [str(a) for a in allowed])
+        raise MiroError(f"{section}.{name} = {value!r} is not allowed{hint}; choose one of {', '.join(map(str, allowed))}")
+
+
+def _in_range(section: str, name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise MiroError(f"{section}.{name} = {value!r} is out of range; it must lie in [{low}, {high}]")
+
+
+def _positive(section: str, name: str, value: float) -> None:
+    if not value > 0:
+        raise MiroError(f"{section}.{name} = {value!r} must be > 0")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Which rewards condition the model and how.
+
+    scheme: `tokens` (paper: one token per reward), `adaln` (summed into the timestep embedding),
+    `prompt` (reward levels written into the caption), `none` (the no-reward baseline; rewards ignored).
+    dropout_strategy / dropout_p: reward dropout during training ("coherence dropout" in the released
+    code); a dropped reward is a separate state, never the value 0.
+    caption_dropout: probability of training on the null caption (which also drops every reward).
+    """
+
+    names: tuple[str, ...] = ()
+    scheme: str = "none"
+    dropout_strategy: str = "binomial"
+    dropout_p: float = 0.0
+    caption_dropout: float = 0.0
+    bins: int = 64
+
+    def __post_init__(self) -> None:
+        _choice("rewards", "scheme", self.scheme, SCHEMES)
+        _choice("rewards", "dropout_strategy", self.dropout_strategy, DROPOUT_STRATEGIES)
+        _in_range("rewards", "dropout_p", self.dropout_p, 0.0, 1.0)
+        _in_range("rewards", "caption_dropout", self.caption_dropout, 0.0, 1.0)
+        if self.bins < 2:
+            raise MiroError(f"rewards.bins = {self.bins} must be >= 2")
+        if len(set(self.names)) != len(self.names):
+            raise MiroError(f"rewards.names = {self.names} lists a reward twice; list each once")
+        if self.scheme != "none" and not self.names:
+            raise MiroError(f'rewards.scheme = "{self.scheme}" needs at least one reward in rewards.names; or use scheme "none"')
+
+    @property
+    def conditioned(self) -> tuple[str, ...]:
+        """The rewards the network actually sees (none for the baseline)."""
+        return () if self.scheme == "none" else self.names
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text encoder: `shapes` (built-in, frozen word features) or `t5` (transformers T5EncoderModel)."""
+
+    encoder: str = "shapes"
+    path: str = ""  # local folder with the T5 weights and tokenizer
+    max_tokens: int = 24
+    dim: int = 64  # feature size of the built-in encoder; T5's comes from its config
+
+    def __post_init__(self) -> None:
+        _choice("text", "encoder", self.encoder, ("shapes", "t5"))
+        _positive("text", "max_tokens", self.max_tokens)
+        if self.encoder == "t5" and not self.path:
+            raise MiroError('text.path is empty; set it to a local FLAN-T5 folder (config.json, model weights, tokenizer files) for text.encoder = "t5"')
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """Where the flow runs: `pixel` space or `vae` latents (diffusers AutoencoderKL, e.g. the SDXL VAE)."""
+
+    space: str = "pixel"
+    vae_path: str = ""
+    scaling_factor: float = 0.0  # 0 means "read it from the VAE's config"
+
+    def __post_init__(self) -> None:
+        _choice("latents", "space", self.space, ("pixel", "vae"))
+        if self.space == "vae" and not self.vae_path:
+            raise MiroError('latents.vae_path is empty; set it to a local AutoencoderKL folder for latents.space = "vae"')
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network. `dit` is the small transformer for CPU work; `rin` is the paper's backbone.
+
+    image_size / channels describe what the flow runs on (pixels, or VAE latents).
+    width: transformer width (DiT) or latent width (RIN); data_dim is RIN's patch-token width.
+    """
+
+    backbone: str = "dit"
+    image_size: int = 32
+    channels: int = 3
+    patch_size: int = 4
+    width: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: int = 4
+    # RIN only
+    data_dim: int = 512
+    num_latents: int = 256
+    rin_blocks: int = 4
+    rin_layers_per_block: int = 4
+    read_write_heads: int = 16
+    # conditioning sequence
+    text_registers: int = 16
+    cond_blocks: int = 2
+    cond_heads: int = 4
+
+    def __post_init__(self) -> None:
+        _choice("model", "backbone", self.backbone, ("dit", "rin"))
+        for name in ("image_size", "channels", "patch_size", "width", "depth", "heads", "mlp_ratio",
+                     "data_dim", "num_latents", "rin_blocks", "rin_layers_per_block", "read_write_heads", "cond_heads"):
+            _positive("model", name, getattr(self, name))
+        if self.image_size % self.patch_size:
+            raise MiroError(f"model.patch_size = {self.patch_size} must divide model.image_size = {self.image_size}")
+        if self.width % self.heads or self.width % self.cond_heads:
+            raise MiroError(f"model.width = {self.width} must be divisible by model.heads = {self.heads} and model.cond_heads = {self.cond_heads}")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Rectified-flow objective. time_sampling: `uniform` (paper) or `logit_normal` (released code).
+
+    self_conditioning: rate of RIN latent self-conditioning (released: 0.9; only backbones with latents).
+    uncertainty_weighting: EDM2-style loss / exp(logvar(t)) + logvar(t) (released code).
+    preconditioning: c_in / c_out input-output scaling with sigma_data (released code).
+    """
+
+    time_sampling: str = "uniform"
+    self_conditioning: float = 0.0
+    uncertainty_weighting: bool = False
+    preconditioning: bool = False
+    sigma_data: float = 0.5
+
+    def __post_init__(self) -> None:
+        _choice("objective", "time_sampling", self.time_sampling, ("uniform", "logit_normal"))
+        _in_range("objective", "self_conditioning", self.self_conditioning, 0.0, 1.0)
+        _positive("objective", "sigma_data", self.sigma_data)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and schedule: warm-up then cosine decay to `min_lr_ratio * lr`."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 2.0
+    ema_decay: float = 0.999
+    batch_size: int = 64
+    grad_accum: int = 1
+    steps: int = 1000
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        _choice("optim", "optimizer", self.optimizer, ("adamw", "lamb"))
+        _choice("optim", "precision", self.precision, ("fp32", "bf16", "fp16"))
+        _positive("optim", "lr", self.lr)
+        for name in ("batch_size", "grad_accum", "steps"):
+            _positive("optim", name, getattr(self, name))
+        _in_range("optim", "ema_decay", self.ema_decay, 0.0, 1.0)
+        _in_range("optim", "min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        if self.warmup_steps < 0 or self.grad_clip < 0:
+            raise MiroError("optim.warmup_steps and optim.grad_clip must be >= 0 (0 disables them)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training data: `shapes` (the embedded world, generated on the fly) or annotated `webdataset`/`folder` data.
+
+    annotations / bin_edges: parquet of reward scores and the JSON bin edges saved beside it
+    (written by annotation; empty for the shapes world, which annotates itself into the run folder).
+    """
+
+    source: str = "shapes"
+    path: str = ""
+    annotations: str = ""
+    bin_edges: str = ""
+    num_samples: int = 20000
+    seed: int = 0
+    resolution: int = 32
+
+    def __post_init__(self) -> None:
+        _choice("data", "source", self.source, ("shapes", "webdataset", "folder"))
+        _positive("data", "num_samples", self.num_samples)
+        if self.source != "shapes" and not self.path:
+            raise MiroError(f'data.path is empty; set it to the {self.source} location for data.source = "{self.source}"')
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Inference defaults: ODE solver, steps and multi-reward guidance (v = v_neg + g (v_pos - v_neg)).
+
+    guidance_scale is g in the common form; the MIRO code's cfg_rate w is g - 1 (see miro.conventions).
+    Targets map reward name -> value in [0, 1]; a reward left out of a mapping is "dropped".
+    negative_caption: `null` (empty caption, the pipeline) or `same` (keep the caption: reward-only guidance).
+    """
+
+    solver: str = "euler"
+    steps: int = 50
+    guidance_scale: float = 4.0
+    positive_targets: Mapping[str, float] = field(default_factory=dict)
+    negative_targets: Mapping[str, float] = field(default_factory=dict)
+    negative_caption: str = "null"
+    time_shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice("sample", "solver", self.solver, ("euler", "heun"))
+        _choice("sample", "negative_caption", self.negative_caption, ("null", "same"))
+        _positive("sample", "steps", self.steps)
+        _positive("sample", "time_shift", self.time_shift)
+        for which in ("positive_targets", "negative_targets"):
+            for name, value in getattr(self, which).items():
+                _in_range("sample", f"{which}[{name}]", float(value), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run and its default sampler."""
+
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    rewards: RewardConfig = RewardConfig()
+    text: TextConfig = TextConfig()
+    latents: LatentConfig = LatentConfig()
+    model: ModelConfig = ModelConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    optim: OptimConfig = OptimConfig()
+    sample: SampleConfig = SampleConfig()
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 0  # 0 keeps every checkpoint (evaluation reads several); n keeps the last n
+    log_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.objective.self_conditioning > 0 and self.model.backbone != "rin":
+            raise MiroError(f"objective.self_conditioning = {self.objective.self_conditioning} needs model.backbone = \"rin\" (latent self-conditioning); set it to 0 for \"{self.model.backbone}\"")
+        _positive("run", "checkpoint_every", self.checkpoint_every)
+        _positive("run", "log_every", self.log_every)
+        if self.keep_checkpoints < 0:
+            raise MiroError(f"run.keep_checkpoints = {self.keep_checkpoints} must be >= 0")
+        unknown = set(self.sample.positive_targets) | set(self.sample.negative_targets)
+        for name in sorted(unknown):
+            if name not in self.rewards.conditioned:
+                raise unknown_name_error("reward target", name, self.rewards.conditioned)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building configs from plain data and writing them back
+# ---------------------------------------------------------------------------------------------------
+C = TypeVar("C")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain, JSON-ready data (tuples as lists, mappings as dicts)."""
+    return typing.cast(dict[str, Any], _plain(dataclasses.asdict(config)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], *, section: str = "") -> C:
+    """Build `cls` from nested plain data; unknown keys raise with a "did you mean"."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{section}.{key}" if section else key
+        if key not in names:
+            raise MiroError(f'unknown config key "{where}"{did_you_mean(key, names)}; allowed: {", ".join(names)}')
+        kwargs[key] = _convert(hints[key], value, where)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise MiroError(f"config section {where} must be a mapping, got {value!r}")
+        return from_dict(typing.cast(type, hint), value, section=where)
+    origin = get_origin(hint)
+    if origin is tuple:
+        return tuple(value)
+    if origin in (Mapping, dict) or hint is Mapping:
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint in (int, float) and isinstance(value, bool):
+        raise MiroError(f"config key {where} = {value!r} must be a number")
+    if hint is float and isinstance(value, int):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise MiroError(f"config key {where} = {value!r} must be of type {hint.__name__}")
+    return value
+
+
+def with_overrides(config: C, overrides: Iterable[str]) -> C:
+    """Apply "section.key=value" strings (values parsed as JSON, else taken as text)."""
+    import json
+
+    data = to_dict(config)
+    for item in overrides:
+        if "=" not in item:
+            raise MiroError(f'override "{item}" is not of the form section.key=value (e.g. optim.steps=200)')
+        path, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = data
+        keys = path.split(".")
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node.get(key), dict):
+                where = ".".join(keys[: depth + 1])
+                raise MiroError(f'override "{item}": "{where}" is not a config section{did_you_mean(key, [k for k, v in node.items() if isinstance(v, dict)])}')
+            node = node[key]
+        node[keys[-1]] = value
+    return from_dict(type(config), data)

@@ -1,0 +1,401 @@
+"""Score a dataset with reward models into a parquet file, resumably, shardably, without losing rows.
+
+The output is one row per sample (wide):
+    sample_id (int64), caption (str), and for every scorer <name>:
+    <name> (float64 score, NaN unless ok), <name>__status ("ok" | "nan" | "failed" | "missing"),
+    <name>__error (why it failed, "" otherwise)
+and the parquet metadata key "miro.annotation" holds JSON {format, scorers: {name: info + fingerprint},
+shard: [index, count] or null once shards are merged}.
+
+Crash safety and resume. While running, finished (sample_id, scorer) rows go to numbered part files in
+"<out>.parts/" every `flush_every` samples and whenever the run stops (exception, Ctrl-C); each part is
+written to a tmp file and renamed, so it is whole or absent. At the end <out> and all parts are merged
+into <out> (tmp + os.replace) and the parts removed. A hard kill loses at most the rows since the last
+flush. Running the same command again reads <out> and its parts, skips the pairs already there (a
+failed pair too, unless retry_failed) and scores only the rest. When rows for one pair meet (resume,
+retry, merge), "ok" beats "nan" beats "failed", and otherwise the newest wins.
+
+Sharding: sample s belongs to shard s.sample_id % shard_count; one process writes one file (give each
+SLURM array task its own file) and `merge_annotations` joins the shard files.
+Scores from different scorer fingerprints never meet in one file: resuming onto a file annotated with
+another fingerprint for the same scorer is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from miro.data.sources import ItemError, Source, SourceItem, as_source
+from miro.errors import MiroError
+from miro.rewards.base import Scorer, ScorerInfo
+from miro.rewards.registry import load_scorer
+
+FORMAT = "miro.annotation/1"
+META_KEY = b"miro.annotation"
+STATUS_RANK = {"ok": 0, "nan": 1, "failed": 2, "missing": 3}  # lower wins when rows for one pair meet
+LONG_COLUMNS = ("sample_id", "caption", "scorer", "score", "status", "error")
+_PART_COUNTER = count()
+
+
+# ---- parquet plumbing shared with precompute.py ---------------------------------------------------------
+
+def write_parquet_atomic(table: pa.Table, path: Path, meta_key: bytes, meta: Mapping[str, Any]) -> None:
+    """Write `table` with JSON metadata to a tmp file, then rename over `path` (readers see old or new)."""
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[meta_key] = json.dumps(meta, sort_keys=True).encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
+    os.replace(tmp, path)
+
+
+def read_meta(path: Path, meta_key: bytes) -> dict[str, Any]:
+    """The JSON metadata a file was written with ({} when absent)."""
+    raw = (pq.read_schema(path).metadata or {}).get(meta_key)
+    return json.loads(raw) if raw else {}
+
+
+class PartFiles:
+    """Partial results beside an output file: <out>.parts/part-<pid>-<n>-<ns>.parquet, merged at the end."""
+
+    def __init__(self, out: Path, meta_key: bytes):
+        self.out, self.meta_key = out, meta_key
+        self.dir = out.with_name(out.name + ".parts")
+
+    def paths(self) -> list[Path]:
+        """The finished output (if any) first, then the parts, oldest first."""
+        parts = sorted(self.dir.glob("part-*.parquet"), key=lambda p: int(p.stem.rsplit("-", 1)[1])) if self.dir.is_dir() else []
+        return ([self.out] if self.out.is_file() else []) + parts
+
+    def write(self, table: pa.Table, meta: Mapping[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"part-{os.getpid()}-{next(_PART_COUNTER)}-{time.time_ns()}.parquet"
+        write_parquet_atomic(table, self.dir / name, self.meta_key, meta)
+
+    def replace_all(self, table: pa.Table, meta: Mapping[str, Any]) -> None:
+        """Write the merged output, then delete the parts it absorbed."""
+        absorbed = [p for p in self.paths() if p != self.out]
+        write_parquet_atomic(table, self.out, self.meta_key, meta)
+        for path in absorbed:
+            path.unlink()
+        if self.dir.is_dir():
+            for stale in self.dir.glob(".*.tmp"):  # left by a run killed mid-write
+                stale.unlink()
+            if not any(self.dir.iterdir()):
+                self.dir.rmdir()
+
+
+# ---- long <-> wide ---------------------------------------------------------------------------------------
+
+def _wide_to_long(df: pd.DataFrame, scorers: Iterable[str]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"sample_id": df["sample_id"], "caption": df["caption"], "scorer": name, "score": df[name],
+                      "status": df[f"{name}__status"], "error": df[f"{name}__error"]})
+        for name in scorers
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LONG_COLUMNS))
+
+
+def _resolve(long: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sample_id, scorer): best status, then newest (rows are in write order)."""
+    long = long[long["status"] != "missing"]
+    long = long.assign(_rank=long["status"].map(STATUS_RANK), _order=np.arange(len(long)))
+    long = long.sort_values(["sample_id", "scorer", "_rank", "_order"], ascending=[True, True, True, False])
+    return long.drop_duplicates(["sample_id", "scorer"]).drop(columns=["_rank", "_order"])
+
+
+def _long_to_wide(long: pd.DataFrame, scorers: Sequence[str]) -> pd.DataFrame:
+    captions = long.drop_duplicates("sample_id", keep="last").set_index("sample_id")["caption"]
+    wide = pd.DataFrame({"sample_id": np.sort(captions.index.to_numpy(dtype=np.int64))})
+    wide["caption"] = captions.reindex(wide["sample_id"]).to_numpy()
+    for name in scorers:
+        rows = long[long["scorer"] == name].set_index("sample_id").reindex(wide["sample_id"])
+        wide[name] = rows["score"].astype("float64").to_numpy()
+        wide[f"{name}__status"] = rows["status"].fillna("missing").to_numpy()
+        wide[f"{name}__error"] = rows["error"].fillna("").to_numpy()
+    return wide
+
+
+def _read_long(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    meta = read_meta(path, META_KEY)
+    df = pq.read_table(path).to_pandas()
+    if "scorer" in df.columns:  # a part file is already long
+        return df, meta
+    return _wide_to_long(df, meta.get("scorers", {})), meta
+
+
+# ---- fingerprints and reading ----------------------------------------------------------------------------
+
+def _info_record(info: ScorerInfo) -> dict[str, Any]:
+    return {"fingerprint": info.fingerprint(), "version": info.version, "higher_is_better": info.higher_is_better,
+            "score_range": list(info.score_range), "details": dict(info.details)}
+
+
+def _merge_scorer_meta(metas: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Union of the scorer records of several files; two fingerprints for one scorer are refused."""
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for where, scorers in metas:
+        for name, record in scorers.items():
+            if name in merged and merged[name]["fingerprint"] != record["fingerprint"]:
+                raise MiroError(
+                    f'scorer "{name}" has fingerprint {record["fingerprint"]} in {where} but {merged[name]["fingerprint"]} in {origin[name]}; '
+                    "scores of different model versions must not mix: write to a new file or delete the old annotation"
+                )
+            merged.setdefault(name, dict(record))
+            origin.setdefault(name, where)
+    return merged
+
+
+def _read_all(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Resolved long rows, merged scorer records and each file's metadata."""
+    frames, metas = [], []
+    for path in paths:
+        try:
+            frame, meta = _read_long(path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise MiroError(f"annotation file {path} is unreadable ({err}); delete it and rerun to score its samples again") from None
+        frames.append(frame)
+        metas.append(meta)
+    scorers = _merge_scorer_meta((str(p), m.get("scorers", {})) for p, m in zip(paths, metas))
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LONG_COLUMNS))
+    return _resolve(long), scorers, metas
+
+
+def read_annotation(path: str | os.PathLike) -> pd.DataFrame:
+    """The wide table of an annotation (including parts of an unfinished run); scorer records in .attrs["scorers"]."""
+    path = Path(path)
+    paths = PartFiles(path, META_KEY).paths()
+    if not paths:
+        raise MiroError(f"annotation {path} does not exist; run annotate(...) to write it")
+    long, scorers, _ = _read_all(paths)
+    wide = _long_to_wide(long, sorted(scorers))
+    wide.attrs["scorers"] = scorers
+    return wide
+
+
+# ---- annotation ------------------------------------------------------------------------------------------
+
+@dataclass
+class AnnotationReport:
+    """What one annotate() call did; `line()` is the one-line summary printed at the end."""
+
+    path: Path
+    samples: int = 0  # samples this call looked at (its shard, minus those already complete)
+    skipped: int = 0  # samples of the shard already complete
+    scored: int = 0  # new (sample, scorer) rows written
+    failed: Counter = field(default_factory=Counter)  # scorer -> new failed rows
+    nan: Counter = field(default_factory=Counter)  # scorer -> new NaN scores
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        flags = ", ".join(f"{n}: {self.failed[n]} failed {self.nan[n]} NaN" for n in sorted(set(self.failed) | set(self.nan)))
+        return (f"annotated {self.samples} samples ({self.skipped} already done) -> {self.path} in {self.seconds:.1f} s "
+                f"({self.samples_per_second:.0f} samples/s){'; ' + flags if flags else ''}"
+                f"{'; source problems: ' + '; '.join(self.problems) if self.problems else ''}")
+
+
+def _resolve_scorers(scorers: Sequence[str | Scorer] | str | Scorer) -> dict[str, Scorer]:
+    if isinstance(scorers, (str, Scorer)):
+        scorers = [scorers]
+    resolved: dict[str, Scorer] = {}
+    for entry in scorers:
+        scorer = load_scorer(entry) if isinstance(entry, str) else entry
+        if scorer.name in resolved:
+            raise MiroError(f'scorer "{scorer.name}" is listed twice; list each scorer once')
+        resolved[scorer.name] = scorer
+    if not resolved:
+        raise MiroError("no scorers given; pass at least one scorer name or Scorer")
+    return resolved
+
+
+def _row(item: SourceItem, scorer: str, score: float, status: str, error: str) -> dict[str, Any]:
+    return {"sample_id": item.sample_id, "caption": item.caption, "scorer": scorer, "score": score, "status": status, "error": error}
+
+
+def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tensor]) -> list[dict[str, Any]]:
+    """Score one same-shape group; if the batch raises, score items one by one to isolate the culprit."""
+    try:
+        scores = torch.as_tensor(scorer.score(torch.stack(images), [it.caption for it in items])).detach().cpu()
+        if scores.shape != (len(items),):
+            raise MiroError(f"scorer returned shape {tuple(scores.shape)}, expected ({len(items)},)")
+    except Exception as err:
+        if len(items) == 1:
+            return [_row(items[0], scorer.name, float("nan"), "failed", f"scorer error: {type(err).__name__}: {err}")]
+        return [row for it, img in zip(items, images) for row in _run_scorer(scorer, [it], [img])]
+    rows = []
+    for it, value in zip(items, scores.double().tolist()):
+        finite = np.isfinite(value)
+        rows.append(_row(it, scorer.name, value if finite else float("nan"), "ok" if finite else "nan", "" if finite else f"score is {value}"))
+    return rows
+
+
+def _score_batch(items: list[SourceItem], scorers: Mapping[str, Scorer], done: Mapping[str, set[int]]) -> list[dict[str, Any]]:
+    """Rows for every missing (item, scorer) pair; an unreadable image fails its rows, never the batch."""
+    rows, images = [], {}
+    for it in items:
+        try:
+            images[it.sample_id] = it.image()
+        except ItemError as err:
+            rows += [_row(it, name, float("nan"), "failed", str(err)) for name in scorers if it.sample_id not in done[name]]
+    for name, scorer in scorers.items():
+        groups: dict[tuple[int, ...], list[SourceItem]] = {}
+        for it in items:
+            if it.sample_id in images and it.sample_id not in done[name]:
+                groups.setdefault(tuple(images[it.sample_id].shape), []).append(it)
+        for group in groups.values():
+            rows += _run_scorer(scorer, group, [images[it.sample_id] for it in group])
+    return rows
+
+
+def _check_shard(metas: Sequence[Mapping[str, Any]], shard: list[int], out: Path) -> None:
+    for meta in metas:
+        if meta.get("shard") not in (None, shard):
+            raise MiroError(f"{out} was written as shard {meta['shard'][0]} of {meta['shard'][1]}, not {shard[0]} of {shard[1]}; use the same shard_index/shard_count or another output file")
+
+
+def annotate(
+    source: Any,
+    scorers: Sequence[str | Scorer] | str | Scorer,
+    out_path: str | os.PathLike,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    batch_size: int = 64,
+    progress: bool = True,
+    flush_every: int = 4096,
+    retry_failed: bool = False,
+) -> AnnotationReport:
+    """Score the samples of one shard with every scorer into `out_path`, skipping pairs already there.
+
+    `source`: a Source, an image folder, webdataset shards, or a map-style dataset (see sources.as_source).
+    `scorers`: registry names or Scorer objects; their columns are named by `scorer.name`.
+    """
+    if not 0 <= shard_index < shard_count:
+        raise MiroError(f"shard_index = {shard_index} must lie in [0, shard_count = {shard_count})")
+    if batch_size < 1 or flush_every < 1:
+        raise MiroError(f"batch_size = {batch_size} and flush_every = {flush_every} must be >= 1")
+    src: Source = as_source(source)
+    scorer_map = _resolve_scorers(scorers)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts = PartFiles(out, META_KEY)
+    shard = [shard_index, shard_count]
+    current = {name: _info_record(s.info) for name, s in scorer_map.items()}
+    long, recorded, metas = _read_all(parts.paths())
+    _check_shard(metas, shard, out)
+    _merge_scorer_meta([(str(out), recorded), ("this run", current)])
+    keep = long["status"].isin(["ok", "nan"] if retry_failed else ["ok", "nan", "failed"])
+    done = {name: set(long.loc[keep & (long["scorer"] == name), "sample_id"].astype(int).tolist()) for name in scorer_map}
+    in_shard = [i for i, sid in enumerate(src.sample_ids) if sid % shard_count == shard_index]
+    todo = [i for i in in_shard if any(src.sample_ids[i] not in d for d in done.values())]
+    report = AnnotationReport(out, samples=len(todo), skipped=len(in_shard) - len(todo), problems=list(src.problems))
+    meta = {"format": FORMAT, "scorers": current, "shard": shard}
+    start, buffer, pending = time.perf_counter(), [], 0
+    bar = tqdm(total=len(todo), unit="img", desc=f"annotate {out.name}", disable=not progress)
+    try:
+        for first in range(0, len(todo), batch_size):
+            rows = _score_batch([src.item(i) for i in todo[first:first + batch_size]], scorer_map, done)
+            buffer += rows
+            for row in rows:
+                report.scored += 1
+                if row["status"] != "ok":
+                    (report.failed if row["status"] == "failed" else report.nan)[row["scorer"]] += 1
+            pending += len(todo[first:first + batch_size])
+            bar.update(len(todo[first:first + batch_size]))
+            bar.set_postfix(failed=sum(report.failed.values()), nan=sum(report.nan.values()))
+            if pending >= flush_every:
+                parts.write(pa.Table.from_pylist(buffer), meta)
+                buffer, pending = [], 0
+    finally:
+        bar.close()
+        if buffer:  # whatever happened, keep every finished row
+            parts.write(pa.Table.from_pylist(buffer), meta)
+    if parts.paths() != [out]:  # something new to merge into the output
+        long, scorers_all, _ = _read_all(parts.paths())
+        table = pa.Table.from_pandas(_long_to_wide(long, sorted(scorers_all)), preserve_index=False)
+        parts.replace_all(table, {"format": FORMAT, "scorers": scorers_all, "shard": shard})
+    report.seconds = time.perf_counter() - start
+    if progress:
+        tqdm.write(report.line())
+    return report
+
+
+def merge_annotations(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> Path:
+    """Join shard files (and any parts they left) into one file; fingerprints must agree."""
+    files = [p for path in paths for p in PartFiles(Path(path), META_KEY).paths()]
+    if not files:
+        raise MiroError(f"none of the {len(paths)} annotation files exist; run annotate(...) for every shard first")
+    long, scorers, _ = _read_all(files)
+    out = Path(out_path)
+    table = pa.Table.from_pandas(_long_to_wide(long, sorted(scorers)), preserve_index=False)
+    write_parquet_atomic(table, out, META_KEY, {"format": FORMAT, "scorers": scorers, "shard": None})
+    return out
+
+
+def _json_row(item: SourceItem, key: str) -> dict[str, Any]:
+    """The row of one JSON score: ok, nan (non-finite) or failed (unreadable sample, missing or not a number)."""
+    if item.error:
+        return _row(item, key, float("nan"), "failed", item.error)
+    try:
+        value = float(item.fields.get("json", {})[key])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        return _row(item, key, float("nan"), "failed", f"no numeric {key!r} in the sample's JSON ({type(err).__name__})")
+    if not np.isfinite(value):
+        return _row(item, key, float("nan"), "nan", f"score is {value}")
+    return _row(item, key, value, "ok", "")
+
+
+def import_scores(source: Any, keys: Sequence[str], out_path: str | os.PathLike) -> Path:
+    """Turn reward scores stored in each sample's JSON (the paper's shards) into an annotation file.
+
+    Each key becomes a scorer column with fingerprint ScorerInfo(key, "sample-json"); a sample without
+    the key (or unreadable) is "failed", a non-finite value "nan".
+    """
+    src: Source = as_source(source)
+    rows = [_json_row(src.item(index), key) for index in range(len(src)) for key in keys]
+    scorers = {key: _info_record(ScorerInfo(key, "sample-json")) for key in keys}
+    long = _resolve(pd.DataFrame(rows, columns=list(LONG_COLUMNS)))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(pa.Table.from_pandas(_long_to_wide(long, sorted(keys)), preserve_index=False), out, META_KEY,
+                         {"format": FORMAT, "scorers": scorers, "shard": None})
+    return out
+
+
+def summarize(path: str | os.PathLike) -> pd.DataFrame:
+    """Per-reward statistics and correlations of the ok scores.
+
+    Columns are two-level: summary["stats"] has count / mean / std / min / max / nan / failed per reward,
+    summary["corr"] is the Pearson correlation matrix (pairwise over samples where both are ok).
+    """
+    wide = read_annotation(path)
+    names = sorted(wide.attrs["scorers"])
+    stats = pd.DataFrame({
+        "count": [int((wide[f"{n}__status"] == "ok").sum()) for n in names],
+        "mean": [wide[n].mean() for n in names],
+        "std": [wide[n].std() for n in names],
+        "min": [wide[n].min() for n in names],
+        "max": [wide[n].max() for n in names],
+        "nan": [int((wide[f"{n}__status"] == "nan").sum()) for n in names],
+        "failed": [int((wide[f"{n}__status"] == "failed").sum()) for n in names],
+    }, index=pd.Index(names, name="reward"))
+    corr = wide[names].corr()
+    return pd.concat({"stats": stats, "corr": corr}, axis=1)

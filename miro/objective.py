@@ -1,0 +1,69 @@
+"""The flow-matching objective of MIRO, one function per idea.
+
+    t ~ U(0, 1) (paper) or sigmoid(N(0, 1)) (released code)
+    x_t = (1 - t) x + t eps,   target v = eps - x
+    loss = || v_theta(x_t, t | caption, s) - v ||^2          (optionally / exp(u(t)) + u(t))
+Reward dropout and caption dropout decide what the network sees of (caption, s).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from miro.config import ObjectiveConfig, RewardConfig
+from miro.conventions import interpolate, velocity_target
+from miro.nets.conditioning import caption_with_rewards, reward_keep_mask
+from miro.nets.flow_model import FlowModel, LogVarianceHead
+from miro.text import TextEncoder
+
+
+def sample_time(kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n,) times in (0, 1)."""
+    if kind == "logit_normal":
+        return torch.sigmoid(torch.randn(n, generator=generator))
+    return torch.rand(n, generator=generator)
+
+
+def condition_inputs(captions: Sequence[str], rewards: torch.Tensor, cfg: RewardConfig,
+                     generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+    """Apply reward dropout and caption dropout; returns the captions to encode and the kept mask (B, N).
+
+    A sample whose caption is dropped trains the null caption with every reward dropped, so the
+    negative branch of guidance ("", nothing) is a state the network has seen.
+    """
+    b, n = rewards.shape
+    kept = reward_keep_mask(cfg.dropout_strategy, cfg.dropout_p, b, n, generator)
+    drop_caption = torch.rand(b, generator=generator) < cfg.caption_dropout
+    kept[drop_caption] = False
+    captions = ["" if drop else c for c, drop in zip(captions, drop_caption.tolist(), strict=True)]
+    if cfg.scheme == "prompt":
+        captions = [caption_with_rewards(c, cfg.conditioned, r.tolist(), k.tolist()) if c else c
+                    for c, r, k in zip(captions, rewards, kept, strict=True)]
+    return captions, kept
+
+
+def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torch.Tensor, captions: Sequence[str],
+                       rewards: torch.Tensor, text_encoder: TextEncoder, rewards_cfg: RewardConfig,
+                       objective: ObjectiveConfig, generator: torch.Generator) -> torch.Tensor:
+    """The loss of one micro-batch: x (B, C, H, W) clean data, rewards (B, N) in [0, 1]."""
+    device = x.device
+    captions, kept = condition_inputs(captions, rewards, rewards_cfg, generator)
+    text, text_mask = (t.to(device) for t in text_encoder.encode(captions))  # (B, L, Dt), (B, L)
+    rewards, kept = rewards.to(device), kept.to(device)
+    t = sample_time(objective.time_sampling, x.shape[0], generator).to(device)  # (B,)
+    eps = torch.randn(x.shape, generator=generator).to(device)                 # (B, C, H, W)
+    x_t = interpolate(x, eps, t)                                               # (1 - t) x + t eps
+    target = velocity_target(x, eps)                                           # eps - x
+    prev = None
+    if objective.self_conditioning > 0 and model.has_latents:
+        use = (torch.rand(x.shape[0], generator=generator) < objective.self_conditioning).to(device)
+        with torch.no_grad():
+            _, latents = model(x_t, t, text, text_mask, rewards, kept)
+        prev = latents * use.reshape(-1, 1, 1).to(latents.dtype)              # zero latents = no self-conditioning
+    v, _ = model(x_t, t, text, text_mask, rewards, kept, prev)
+    mse = (v.float() - target.float()).pow(2).mean(dim=tuple(range(1, x.ndim)))  # (B,)
+    if logvar is not None:
+        u = logvar(t).float()
+        mse = mse / u.exp() + u
+    return mse.mean()
