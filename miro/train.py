@@ -30,7 +30,7 @@ from miro.latents import build_latent_space
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
-from miro.seeding import generator_for
+from miro.seeding import generator_for, seed_for
 from miro.text import build_text_encoder
 
 
@@ -132,6 +132,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
 
     text_encoder = build_text_encoder(cfg.text, device)
     latent_space = build_latent_space(cfg.latents, device)
+    torch.manual_seed(seed_for("init", cfg.seed))  # same initial weights on every rank and every rerun
     model: FlowModel = build_model(cfg.model, cfg.rewards, cfg.objective, text_encoder.dim).to(device)
     logvar = LogVarianceHead().to(device) if cfg.objective.uncertainty_weighting else None
     trainable = nn.ModuleDict({"model": model, **({"logvar": logvar} if logvar is not None else {})})

@@ -90,8 +90,8 @@ class Mask2FormerDetector(Detector):
         try:
             model = Mask2FormerForUniversalSegmentation.from_pretrained(path)
             processor = Mask2FormerImageProcessor.from_pretrained(path)
-        except OSError as err:
-            raise MiroError(f"cannot load Mask2Former from {path}: {err}; point it at a folder written by "
+        except (OSError, ValueError) as err:  # missing files; a path that is not a hub id either
+            raise MiroError(f"cannot load Mask2Former from {path} ({type(err).__name__}); point it at a folder written by "
                             "save_pretrained (config.json, weights, preprocessor_config.json)") from None
         return cls(model, processor, class_names, device, size)
 

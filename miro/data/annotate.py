@@ -53,12 +53,12 @@ _PART_COUNTER = count()
 
 # ---- parquet plumbing shared with precompute.py ---------------------------------------------------------
 
-def write_parquet_atomic(table: pa.Table, path: Path, meta_key: bytes, meta: Mapping[str, Any]) -> None:
+def write_parquet_atomic(table: pa.Table, path: Path, meta_key: bytes, meta: Mapping[str, Any], row_group_size: int | None = None) -> None:
     """Write `table` with JSON metadata to a tmp file, then rename over `path` (readers see old or new)."""
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[meta_key] = json.dumps(meta, sort_keys=True).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
+    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, row_group_size=row_group_size)
     os.replace(tmp, path)
 
 

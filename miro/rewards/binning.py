@@ -229,12 +229,6 @@ def fit_reward(reward: str, scores: ArrayLike, options: BinningOptions = Binning
     return RewardBins(reward, options.strategy, edges, take, note)
 
 
-def check_rewards(edges: BinEdges, rewards: Sequence[str]) -> None:
-    """Refuse, before any work, a reward list that names a reward without edges."""
-    for name in rewards:
-        edges.get(name)
-
-
 def bins_beside(annotation: str | os.PathLike) -> Path:
     """The conventional bin-edges path beside an annotation parquet."""
     return Path(annotation).with_name(BINS_FILENAME)

@@ -1,0 +1,80 @@
+"""Named run presets. An ablation arm is `dataclasses.replace` of one of these, never a copied file."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from miro.config import (DataConfig, LatentConfig, ModelConfig, ObjectiveConfig, OptimConfig, RewardConfig, RunConfig,
+                         SampleConfig, TextConfig)
+from miro.errors import unknown_name_error
+
+SHAPES_REWARDS = ("shapes_alignment", "shapes_quality", "shapes_size")
+PAPER_REWARDS = ("jina_clip", "aesthetic", "image_reward", "pickscore", "hpsv2", "vqascore", "sciscore")
+
+
+def shapes() -> RunConfig:
+    """The embedded default on a CPU: a small DiT in pixel space at 32 px, all shapes rewards as tokens."""
+    return RunConfig(
+        name="shapes",
+        data=DataConfig(source="shapes", num_samples=20000, resolution=32),
+        rewards=RewardConfig(names=SHAPES_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.1,
+                             caption_dropout=0.1),
+        model=ModelConfig(backbone="dit", image_size=32, channels=3, patch_size=4, width=64, depth=4, heads=4,
+                          text_registers=4, cond_blocks=1, cond_heads=4),
+        optim=OptimConfig(lr=1e-3, batch_size=64, steps=1500, warmup_steps=100, ema_decay=0.999),
+        sample=SampleConfig(steps=25, guidance_scale=4.0),
+        checkpoint_every=250,
+    )
+
+
+def shapes_gpu() -> RunConfig:
+    """The shapes world at the size where its GenEval effect shows (one GPU, a few minutes)."""
+    base = shapes()
+    return replace(base, name="shapes_gpu",
+                   model=replace(base.model, patch_size=2, width=192, depth=6, heads=6, cond_heads=6),
+                   optim=replace(base.optim, batch_size=128, steps=2500, precision="bf16"))
+
+
+def smoke() -> RunConfig:
+    """The smallest run that exercises every part (tests, CI)."""
+    base = shapes()
+    return replace(base, name="smoke", data=replace(base.data, num_samples=256),
+                   model=replace(base.model, width=32, depth=1, heads=2, cond_heads=2, text_registers=2),
+                   optim=replace(base.optim, batch_size=16, steps=20, warmup_steps=2),
+                   sample=replace(base.sample, steps=4), checkpoint_every=10, log_every=5)
+
+
+def paper() -> RunConfig:
+    """The released checkpoint's recipe: RIN 360.4M on SDXL-VAE latents, FLAN-T5-XL text, seven rewards.
+
+    Paths to the T5 and VAE folders and the annotated webdataset must be set by the user.
+    """
+    return RunConfig(
+        name="paper",
+        data=DataConfig(source="webdataset", path="REQUIRED", resolution=256),
+        rewards=RewardConfig(names=PAPER_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.0,
+                             caption_dropout=0.0, bins=64),
+        text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=128),
+        latents=LatentConfig(space="vae", vae_path="REQUIRED"),
+        model=ModelConfig(backbone="rin", image_size=32, channels=4, patch_size=2, width=1024, heads=32,
+                          data_dim=512, num_latents=256, rin_blocks=4, rin_layers_per_block=4, read_write_heads=16,
+                          text_registers=16, cond_blocks=2, cond_heads=16),
+        objective=ObjectiveConfig(time_sampling="logit_normal", self_conditioning=0.9, uncertainty_weighting=True,
+                                  preconditioning=True, sigma_data=0.5),
+        optim=OptimConfig(optimizer="lamb", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01, warmup_steps=5000,
+                          min_lr_ratio=0.0, grad_clip=2.0, ema_decay=0.9999, batch_size=1024, steps=500_000,
+                          precision="fp16"),
+        sample=SampleConfig(solver="euler", steps=50, guidance_scale=8.0,  # the released cfg_rate w = 7
+                            positive_targets=dict.fromkeys(PAPER_REWARDS, 1.0),
+                            negative_targets=dict.fromkeys(PAPER_REWARDS, 0.0)),
+        checkpoint_every=25_000,
+    )
+
+
+PRESETS: dict[str, Callable[[], RunConfig]] = {"shapes": shapes, "shapes_gpu": shapes_gpu, "smoke": smoke, "paper": paper}
+
+
+def preset(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise unknown_name_error("preset", name, PRESETS)
+    return PRESETS[name]()
