@@ -4,8 +4,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from miro.config import (DataConfig, LatentConfig, ModelConfig, ObjectiveConfig, OptimConfig, RewardConfig, RunConfig,
-                         SampleConfig, TextConfig)
+from miro.config import (
+    DataConfig,
+    LatentConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    RewardConfig,
+    RunConfig,
+    SampleConfig,
+    TextConfig,
+)
 from miro.errors import unknown_name_error
 
 SHAPES_REWARDS = ("shapes_alignment", "shapes_quality", "shapes_size")

@@ -85,8 +85,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
     d = min(decay, (1 + step) / (10 + step))
     for e, p in zip(ema.parameters(), model.parameters(), strict=True):
         e.lerp_(p, 1 - d)
-    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
-        e.copy_(b)
+    for e_buf, m_buf in zip(ema.buffers(), model.buffers(), strict=True):
+        e_buf.copy_(m_buf)
 
 
 def autocast(precision: str, device: torch.device) -> Any:

@@ -1,7 +1,6 @@
 import pytest
 
-from miro.config import (ModelConfig, OptimConfig, RewardConfig, RunConfig, SampleConfig, from_dict, to_dict,
-                         with_overrides)
+from miro.config import ModelConfig, OptimConfig, RewardConfig, RunConfig, SampleConfig, from_dict, to_dict, with_overrides
 from miro.errors import MiroError
 from miro.presets import PRESETS, preset
 

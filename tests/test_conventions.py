@@ -1,7 +1,6 @@
 import torch
 
-from miro.conventions import (cfg_rate_to_scale, guided_velocity, interpolate, scale_to_cfg_rate,
-                              velocity_target)
+from miro.conventions import cfg_rate_to_scale, guided_velocity, interpolate, scale_to_cfg_rate, velocity_target
 from miro.sample import integrate, time_grid
 
 

@@ -33,6 +33,9 @@ class FourierFeatures(nn.Module):
     The frequencies are buffers, so they are saved with the weights and a checkpoint reproduces exactly.
     """
 
+    freqs: torch.Tensor
+    phases: torch.Tensor
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.register_buffer("freqs", 2 * math.pi * torch.randn(channels))
