@@ -67,3 +67,19 @@ def test_baseline_checkpoint_takes_no_targets():
     with pytest.raises(MiroError, match="its rewards: none"):
         sample(model, encoder, ["x"], [0], (3, 16, 16), positive=Branch({"alpha": 1.0}), negative=None,
                guidance_scale=1.0, steps=2)
+
+
+def test_a_trained_checkpoint_loads_for_sampling(tmp_path):
+    from core_fixtures import ToyDataset
+
+    from miro.inference import load_generator
+    from miro.train import train
+
+    train(tiny_config("tokens", steps=4), ToyDataset(), tmp_path, progress=False)
+    gen = load_generator(tmp_path)
+    assert gen.step == 4 and gen.data_shape == (3, 16, 16)
+    images = sample(gen.model, gen.text_encoder, ["a red circle"], [0], gen.data_shape,
+                    positive=Branch({"alpha": 1.0}), negative=None, guidance_scale=1.0, steps=2)
+    assert images.shape == (1, 3, 16, 16)
+    with pytest.raises(MiroError, match="holds no checkpoint"):
+        load_generator(tmp_path / "nothing")
