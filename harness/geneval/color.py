@@ -8,6 +8,7 @@ The colour is the argmax of 100 x cosine similarity.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from PIL import Image
 
 from miro.detection import ColorClassifier, Detection
 
+if TYPE_CHECKING:
+    from open_clip import CLIP, CustomTextCLIP
+
 TEMPLATES = ("a photo of a {c} {object}", "a photo of a {c}-colored {object}", "a photo of a {c} object")
 BACKGROUND = "#999"
 
@@ -23,7 +27,7 @@ BACKGROUND = "#999"
 class ClipColorClassifier(ColorClassifier):
     """Names an object's colour with an open_clip model; text classifiers are cached per (class, colours)."""
 
-    def __init__(self, model: torch.nn.Module, preprocess: Callable[[Image.Image], torch.Tensor],
+    def __init__(self, model: CLIP | CustomTextCLIP, preprocess: Callable[[Image.Image], torch.Tensor],
                  tokenizer: Callable[[list[str]], torch.Tensor], device: str = "cpu") -> None:
         self.model = model.to(device).eval()
         self.preprocess = preprocess

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from harness.geneval.layout import read_layout
 from harness.geneval.metadata import PromptSpec
-from harness.geneval.rules import GenEvalOptions, judge, keep_detections
+from harness.geneval.rules import DEFAULT_OPTIONS, GenEvalOptions, judge, keep_detections
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError
 
@@ -49,7 +49,7 @@ def evaluate_image(
     spec: PromptSpec,
     detector: Detector,
     colors: ColorClassifier | None,
-    options: GenEvalOptions = GenEvalOptions(),
+    options: GenEvalOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """Detect, filter and judge one image; returns its result row."""
     kept = keep_detections(detector.detect(image), spec.tag, options)
@@ -80,12 +80,17 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _image_key(filename: str | Path) -> tuple[str, ...]:
+    """<index>/samples/<n>.png: names an image whether the folder was given as a relative or absolute path."""
+    return Path(filename).parts[-3:]
+
+
 def evaluate_folder(
     folder: str | Path,
     out: str | Path,
     detector: Detector,
     colors: ColorClassifier | None,
-    options: GenEvalOptions = GenEvalOptions(),
+    options: GenEvalOptions = DEFAULT_OPTIONS,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Evaluate every image of a GenEval folder into `out` (JSONL), resuming from rows already there.
@@ -94,9 +99,9 @@ def evaluate_folder(
     """
     out = Path(out)
     rows = read_results(out) if out.is_file() else []
-    done = {row["filename"] for row in rows}
+    done = {_image_key(row["filename"]) for row in rows}
     todo = [(str(path), prompt.spec) for prompt in read_layout(folder) for path in prompt.images
-            if str(path) not in done]
+            if _image_key(path) not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")  # drop a torn last line without risking the good rows
     tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -56,8 +56,8 @@ def instance_detections(
     detections: Detections = {}
     for i in range(len(labels)):
         name = class_names[int(labels[i])]
-        box = tuple(float(v) for v in boxes[i])
-        detections.setdefault(name, []).append(Detection(name, box, float(det_scores[i]), binary[i].numpy()))
+        x1, y1, x2, y2 = boxes[i].tolist()
+        detections.setdefault(name, []).append(Detection(name, (x1, y1, x2, y2), float(det_scores[i]), binary[i].numpy()))
     return detections
 
 
@@ -70,7 +70,7 @@ class Mask2FormerDetector(Detector):
         if model.config.num_labels != len(class_names):
             raise MiroError(f"the Mask2Former checkpoint has {model.config.num_labels} classes but "
                             f"{len(class_names)} class names were given; use a COCO instance checkpoint (80)")
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval()  # type: ignore[arg-type]  # transformers wraps .to
         self.processor = processor
         self.class_names = list(class_names)
         self.device = device

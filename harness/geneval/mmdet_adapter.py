@@ -30,9 +30,8 @@ def detections_from_mmdet(result: Any, class_names: Sequence[str]) -> Detections
             raise MiroError(f'the mmdet result for "{name}" has {len(rows)} boxes but {len(masks)} masks')
         if len(rows):
             detections[name] = [
-                Detection(name, tuple(float(v) for v in row[:4]), float(row[4]),
-                          None if mask is None else np.asarray(mask, dtype=bool))
-                for row, mask in zip(rows, masks)
+                Detection(name, (x1, y1, x2, y2), score, None if mask is None else np.asarray(mask, dtype=bool))
+                for (x1, y1, x2, y2, score), mask in zip(rows.tolist(), masks)
             ]
     return detections
 

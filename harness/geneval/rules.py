@@ -39,6 +39,9 @@ class GenEvalOptions:
             raise MiroError(f"GenEvalOptions.position_threshold must be >= 0, got {self.position_threshold}")
 
 
+DEFAULT_OPTIONS = GenEvalOptions()
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether the image satisfies its prompt, and the reference tool's reasons when it does not."""

@@ -91,7 +91,7 @@ def test_rows_and_summary(folder, tmp_path):
     assert (summary.n_images, summary.n_prompts) == (8, 4)
 
 
-def test_resume_skips_finished_images_and_drops_a_torn_line(folder, tmp_path):
+def test_resume_skips_finished_images_and_drops_a_torn_line(folder, tmp_path, monkeypatch):
     out = tmp_path / "results.jsonl"
     first = evaluate_folder(folder, out, SceneDetector(), GreenMeansRed(), progress=False)
     lines = out.read_text().splitlines()
@@ -100,6 +100,10 @@ def test_resume_skips_finished_images_and_drops_a_torn_line(folder, tmp_path):
     again = evaluate_folder(folder, out, detector, GreenMeansRed(), progress=False)
     assert detector.calls == 3
     assert again == first and read_results(out) == first
+    relative = folder.relative_to(tmp_path)  # the same folder spelled differently is still finished
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_folder(relative, out, detector, GreenMeansRed(), progress=False) == first
+    assert detector.calls == 3
 
 
 def test_a_broken_results_file_is_refused(folder, tmp_path):

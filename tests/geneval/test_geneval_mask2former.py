@@ -34,7 +34,10 @@ def test_instance_scores_are_class_probability_times_mask_confidence():
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     from transformers import (
-        Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor, SwinConfig,
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
     )
 
     torch.manual_seed(0)

@@ -10,7 +10,12 @@ import pytest
 
 from harness.geneval import metadata
 from harness.geneval.metadata import (
-    download_geneval_files, fetch_verified, parse_prompt, read_class_names, read_metadata, sha256_of,
+    download_geneval_files,
+    fetch_verified,
+    parse_prompt,
+    read_class_names,
+    read_metadata,
+    sha256_of,
 )
 from miro.errors import MiroError
 
