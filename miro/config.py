@@ -219,7 +219,8 @@ class SampleConfig:
     """Inference defaults: ODE solver, steps and multi-reward guidance (v = v_neg + g (v_pos - v_neg)).
 
     guidance_scale is g in the common form; the MIRO code's cfg_rate w is g - 1 (see miro.conventions).
-    Targets map reward name -> value in [0, 1]; a reward left out of a mapping is "dropped".
+    Targets map reward name -> value in [0, 1]; a reward left out of a mapping is "dropped". Both empty
+    (the default) means the released defaults: positive all 1, negative all 0.
     negative_caption: `null` (empty caption, the pipeline) or `same` (keep the caption: reward-only guidance).
     """
 

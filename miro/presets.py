@@ -73,9 +73,7 @@ def paper() -> RunConfig:
         optim=OptimConfig(optimizer="lamb", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01, warmup_steps=5000,
                           min_lr_ratio=0.0, grad_clip=2.0, ema_decay=0.9999, batch_size=1024, steps=500_000,
                           precision="fp16"),
-        sample=SampleConfig(solver="euler", steps=50, guidance_scale=8.0,  # the released cfg_rate w = 7
-                            positive_targets=dict.fromkeys(PAPER_REWARDS, 1.0),
-                            negative_targets=dict.fromkeys(PAPER_REWARDS, 0.0)),
+        sample=SampleConfig(solver="euler", steps=50, guidance_scale=8.0),  # the released cfg_rate w = 7
         checkpoint_every=25_000,
     )
 

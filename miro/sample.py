@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from miro.config import SampleConfig
 from miro.conventions import guided_velocity
 from miro.errors import MiroError, did_you_mean
 from miro.nets.conditioning import caption_with_rewards
@@ -59,6 +60,15 @@ class Branch:
 
     targets: Mapping[str, float]
     null_caption: bool = False
+
+
+def default_branches(cfg: SampleConfig, trained: Sequence[str]) -> tuple[Branch, Branch]:
+    """The config's guidance branches; with no targets given, MIRO's defaults (s+ = all 1, s- = all 0)."""
+    if not cfg.positive_targets and not cfg.negative_targets:
+        positive, negative = dict.fromkeys(trained, 1.0), dict.fromkeys(trained, 0.0)
+    else:
+        positive, negative = dict(cfg.positive_targets), dict(cfg.negative_targets)
+    return Branch(positive), Branch(negative, null_caption=cfg.negative_caption == "null")
 
 
 def check_targets(targets: Mapping[str, float], trained: Sequence[str]) -> None:

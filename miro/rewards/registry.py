@@ -11,8 +11,10 @@ from typing import Any
 from miro.errors import unknown_name_error
 from miro.rewards.base import Scorer
 
-# name -> "module:factory". Real reward models and the shapes world's analytic rewards live side by side.
+# name -> "module:factory". Real reward models and the shapes world's analytic rewards live side by side;
+# their entries are listed in small modules that only call `register`, imported on first use.
 SCORERS: dict[str, str] = {}
+ENTRY_MODULES = ("miro.rewards.shapes_entries", "miro.rewards.real_entries")
 
 
 def register(name: str, target: str) -> None:
@@ -20,13 +22,19 @@ def register(name: str, target: str) -> None:
     SCORERS[name] = target
 
 
+def _entries() -> dict[str, str]:
+    for module in ENTRY_MODULES:
+        importlib.import_module(module)
+    return SCORERS
+
+
 def scorer_names() -> list[str]:
-    return sorted(SCORERS)
+    return sorted(_entries())
 
 
 def load_scorer(name: str, **options: Any) -> Scorer:
     """Import and build the scorer called `name`."""
-    if name not in SCORERS:
+    if name not in _entries():
         raise unknown_name_error("scorer", name, SCORERS)
     module_name, factory_name = SCORERS[name].split(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
