@@ -1,4 +1,5 @@
-"""Sources: image folders and webdataset shards read the same way; bad samples become failed items."""
+"""Sources (folders and webdataset shards read the same way, bad samples become failed items) and the
+training set built on a source, its annotation and its bins."""
 from __future__ import annotations
 
 import io
@@ -11,6 +12,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
+from miro.data.annotate import annotate
 from miro.data.sources import (
     DatasetSource,
     ImageFolderSource,
@@ -20,7 +22,10 @@ from miro.data.sources import (
     fit_to,
     sample_id_for,
 )
+from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
+from miro.rewards.base import Scorer, ScorerInfo
+from miro.rewards.binning import BinEdges, BinningOptions
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (8, 6), fmt: str = "PNG") -> bytes:
@@ -174,3 +179,105 @@ def test_fit_to_resizes_and_center_crops():
     out = fit_to(image, 16)
     assert out.shape == (3, 16, 16)
     assert fit_to(out, 16) is out
+
+
+# ---- the training set built on a source, its annotation and bins ---------------------------------------
+
+class Levels:
+    """Images in [-1, 1] whose brightness rises with the id; captions repeat every 4 samples."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"image": torch.full((3, 8, 8), 2 * i / (self.n - 1) - 1), "caption": f"level {i % 4}", "sample_id": i}
+
+
+class Fake(Scorer):
+    def __init__(self, name, fn):
+        self.info, self.fn = ScorerInfo(name, "1"), fn
+
+    def score(self, images, prompts):
+        return self.fn(images, prompts)
+
+
+def bright(images, prompts):
+    return images.mean(dim=(1, 2, 3))
+
+
+def gappy(images, prompts):
+    """-brightness, NaN on every 10th sample (brightness 0, 10/(n-1), ...), failing on 'level 3'."""
+    if any(p == "level 3" for p in prompts):
+        raise RuntimeError("no")
+    return torch.tensor([float("nan") if round(float(m) * 99) % 10 == 0 else -float(m) for m in images.mean(dim=(1, 2, 3))])
+
+
+@pytest.fixture
+def annotated(tmp_path):
+    out = tmp_path / "ann.parquet"
+    annotate(Levels(100), [Fake("bright", bright), Fake("gappy", gappy)], out, batch_size=16, progress=False)
+    return out
+
+
+def test_training_set_items_and_exclusions(annotated):
+    bins = fit_bins(annotated, ["bright", "gappy"], BinningOptions(bins=8))
+    assert (annotated.parent / "reward_bins.json").is_file()
+    data = RewardTrainingSet(Levels(100), annotated, bins, ["gappy", "bright"])
+    assert data.excluded == {"gappy: failed": 25, "gappy: nan": 10}  # ids 3, 7, ... fail; 0, 10, ... are NaN
+    assert len(data) == 65 and "excluded 35" in data.summary()
+    item = data[5]
+    sid = item["sample_id"]
+    assert item["image"].shape == (3, 8, 8) and torch.allclose(item["image"], torch.full((3, 8, 8), 2 * sid / 99 - 1), atol=1e-6)
+    assert item["caption"] == f"level {sid % 4}" and item["rewards"].dtype == torch.float32
+    expected = torch.stack([bins.to_unit("gappy", [-sid / 99]), bins.to_unit("bright", [sid / 99])], dim=1)[0]
+    assert torch.equal(item["rewards"], expected)
+    assert set(item["rewards"].tolist()) <= {k / 7 for k in range(8)}
+    only_bright = RewardTrainingSet(Levels(100), annotated, bins, ["bright"])
+    assert len(only_bright) == 100 and only_bright.excluded == {}
+    same_as_full = RewardTrainingSet(Levels(100), annotated, bins, ["bright"], require_ok=["bright", "gappy"])
+    assert same_as_full.sample_ids == data.sample_ids  # arms that condition on fewer rewards can share the data
+
+
+def test_training_set_refusals(annotated, tmp_path):
+    bins = fit_bins(annotated, ["bright"])
+    with pytest.raises(MiroError, match='unknown reward "brigth" \\(did you mean "bright"\\?\\)'):
+        RewardTrainingSet(Levels(100), annotated, bins, ["brigth"])
+    with pytest.raises(MiroError, match='reward "gappy" has no bin edges'):
+        RewardTrainingSet(Levels(100), annotated, bins, ["gappy"])
+    with pytest.raises(MiroError, match="not .*BinningOptions"):
+        fit_bins(annotated, ["gappy"], BinningOptions(bins=16))
+    assert fit_bins(annotated, ["gappy"]).names == ["bright", "gappy"]  # added, "bright" untouched
+    assert torch.equal(BinEdges.load(annotated.parent / "reward_bins.json").get("bright").edges, bins.get("bright").edges)
+
+
+def test_training_set_counts_unannotated_and_missing_samples(annotated):
+    bins = fit_bins(annotated, ["bright"])
+    bigger = RewardTrainingSet(Levels(120), annotated, bins, ["bright"])
+    assert bigger.excluded == {"not annotated": 20}
+    ids = Levels(60)
+    ids.sample_ids = list(range(60))
+    smaller = RewardTrainingSet(ids, annotated, bins, ["bright"])
+    assert smaller.excluded == {"annotated but not in the source": 40}
+
+
+def test_to_tensors_round_trips_uint8(annotated):
+    data = RewardTrainingSet(Levels(100), annotated, fit_bins(annotated, ["bright"]), ["bright"], resolution=4)
+    tensors = data.to_tensors(progress=False)
+    assert tensors.images.shape == (100, 3, 4, 4) and tensors.images.dtype == torch.uint8
+    assert torch.allclose(tensors.images.float() / 127.5 - 1, torch.stack([data[i]["image"] for i in range(100)]), atol=1 / 127.5)
+    assert tensors.rewards.shape == (100, 1) and tensors.captions[:2] == ["level 0", "level 1"]
+    assert tensors.reward_names == ("bright",) and tensors.sample_ids.tolist() == list(range(100))
+
+
+def test_shapes_world_in_memory(tmp_path):
+    shapes = pytest.importorskip("miro.data.shapes")
+    world = shapes.ShapesDataset(shapes.ShapesWorldConfig(), 64, 0)
+    annotate(world, [Fake("bright", bright)], tmp_path / "ann.parquet", progress=False)
+    data = RewardTrainingSet(world, tmp_path / "ann.parquet", fit_bins(tmp_path / "ann.parquet", ["bright"]), ["bright"])
+    tensors = data.to_tensors(progress=False)
+    assert tensors.images.shape == (64, 3, 32, 32) and tensors.rewards.shape == (64, 1)
+    assert torch.allclose(tensors.images[7].float() / 127.5 - 1, world[7]["image"], atol=1 / 127.5)
+    assert tensors.captions[7] == world[7]["caption"]

@@ -231,6 +231,13 @@ def _row(item: SourceItem, scorer: str, score: float, status: str, error: str) -
     return {"sample_id": item.sample_id, "caption": item.caption, "scorer": scorer, "score": score, "status": status, "error": error}
 
 
+def _value_row(item: SourceItem, scorer: str, value: float) -> dict[str, Any]:
+    """An "ok" row for a finite score; a "nan" row (flagged, counted) for NaN or inf."""
+    if np.isfinite(value):
+        return _row(item, scorer, value, "ok", "")
+    return _row(item, scorer, float("nan"), "nan", f"score is {value}")
+
+
 def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tensor]) -> list[dict[str, Any]]:
     """Score one same-shape group; if the batch raises, score items one by one to isolate the culprit."""
     try:
@@ -241,11 +248,7 @@ def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tens
         if len(items) == 1:
             return [_row(items[0], scorer.name, float("nan"), "failed", f"scorer error: {type(err).__name__}: {err}")]
         return [row for it, img in zip(items, images) for row in _run_scorer(scorer, [it], [img])]
-    rows = []
-    for it, value in zip(items, scores.double().tolist()):
-        finite = np.isfinite(value)
-        rows.append(_row(it, scorer.name, value if finite else float("nan"), "ok" if finite else "nan", "" if finite else f"score is {value}"))
-    return rows
+    return [_value_row(it, scorer.name, value) for it, value in zip(items, scores.double().tolist())]
 
 
 def _score_batch(items: list[SourceItem], scorers: Mapping[str, Scorer], done: Mapping[str, set[int]]) -> list[dict[str, Any]]:
@@ -308,18 +311,20 @@ def annotate(
     todo = [i for i in in_shard if any(src.sample_ids[i] not in d for d in done.values())]
     report = AnnotationReport(out, samples=len(todo), skipped=len(in_shard) - len(todo), problems=list(src.problems))
     meta = {"format": FORMAT, "scorers": current, "shard": shard}
-    start, buffer, pending = time.perf_counter(), [], 0
+    start, pending = time.perf_counter(), 0
+    buffer: list[dict[str, Any]] = []
     bar = tqdm(total=len(todo), unit="img", desc=f"annotate {out.name}", disable=not progress)
     try:
         for first in range(0, len(todo), batch_size):
-            rows = _score_batch([src.item(i) for i in todo[first:first + batch_size]], scorer_map, done)
+            chunk = todo[first:first + batch_size]
+            rows = _score_batch([src.item(i) for i in chunk], scorer_map, done)
             buffer += rows
+            report.scored += len(rows)
             for row in rows:
-                report.scored += 1
                 if row["status"] != "ok":
                     (report.failed if row["status"] == "failed" else report.nan)[row["scorer"]] += 1
-            pending += len(todo[first:first + batch_size])
-            bar.update(len(todo[first:first + batch_size]))
+            pending += len(chunk)
+            bar.update(len(chunk))
             bar.set_postfix(failed=sum(report.failed.values()), nan=sum(report.nan.values()))
             if pending >= flush_every:
                 parts.write(pa.Table.from_pylist(buffer), meta)
@@ -358,9 +363,7 @@ def _json_row(item: SourceItem, key: str) -> dict[str, Any]:
         value = float(item.fields.get("json", {})[key])
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         return _row(item, key, float("nan"), "failed", f"no numeric {key!r} in the sample's JSON ({type(err).__name__})")
-    if not np.isfinite(value):
-        return _row(item, key, float("nan"), "nan", f"score is {value}")
-    return _row(item, key, value, "ok", "")
+    return _value_row(item, key, value)
 
 
 def import_scores(source: Any, keys: Sequence[str], out_path: str | os.PathLike) -> Path:

@@ -140,7 +140,7 @@ def encode_captions(encoder: Any, tokenizer: Any, captions: Sequence[str], max_t
     return hidden.float().cpu(), mask.bool().cpu()
 
 
-def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+def _npz(arrays: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -177,35 +177,36 @@ class PrecomputeReport:
                 f"({rate:.1f} samples/s); failed: latent {self.failed['latent']}, text {self.failed['text']}")
 
 
-def _encode_batch(items: list[SourceItem], kinds: Mapping[str, set[int]], options: PrecomputeOptions,
-                  vae: Any, text: tuple[Any, Any] | None) -> list[dict[str, Any]]:
-    """Rows for the missing (item, kind) pairs; an unreadable sample fails its rows only."""
+def _row(item: SourceItem, kind: str, status: str, error: str = "", payload: bytes = b"") -> dict[str, Any]:
+    return {"sample_id": item.sample_id, "kind": kind, "status": status, "error": error, "payload": payload}
+
+
+def _latent_rows(items: list[SourceItem], options: PrecomputeOptions, vae: Any) -> list[dict[str, Any]]:
+    """Latent rows of the items; an unreadable image fails its own row only."""
     store = getattr(np, options.store_dtype)
-    rows: list[dict[str, Any]] = []
+    rows, ready, images = [], [], []
+    for it in items:
+        try:
+            images.append(fit_to(it.image(), options.resolution))
+            ready.append(it)
+        except ItemError as err:
+            rows.append(_row(it, "latent", "failed", str(err)))
+    if ready:
+        mean, std = encode_images(vae, torch.stack(images))
+        rows += [_row(it, "latent", "ok", payload=_npz({"latent_mean": m.numpy().astype(store), "latent_std": s.numpy().astype(store)}))
+                 for it, m, s in zip(ready, mean, std)]
+    return rows
 
-    def row(item: SourceItem, kind: str, status: str, error: str = "", payload: bytes = b"") -> dict[str, Any]:
-        return {"sample_id": item.sample_id, "kind": kind, "status": status, "error": error, "payload": payload}
 
-    if "latent" in kinds:
-        ready, images = [], []
-        for it in (i for i in items if i.sample_id not in kinds["latent"]):
-            try:
-                images.append(fit_to(it.image(), options.resolution))
-                ready.append(it)
-            except ItemError as err:
-                rows.append(row(it, "latent", "failed", str(err)))
-        if ready:
-            mean, std = encode_images(vae, torch.stack(images))
-            rows += [row(it, "latent", "ok", payload=_npz({"latent_mean": m.numpy().astype(store), "latent_std": s.numpy().astype(store)}))
-                     for it, m, s in zip(ready, mean, std)]
-    if "text" in kinds:
-        todo = [i for i in items if i.sample_id not in kinds["text"]]
-        rows += [row(it, "text", "failed", it.error) for it in todo if it.error]
-        ready = [it for it in todo if not it.error]
-        if ready:
-            hidden, mask = encode_captions(*text, [it.caption for it in ready], options.max_tokens)
-            rows += [row(it, "text", "ok", payload=_npz({"text_embedding": h.numpy().astype(store), "text_mask": m.numpy()}))
-                     for it, h, m in zip(ready, hidden, mask)]
+def _text_rows(items: list[SourceItem], options: PrecomputeOptions, encoder: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    """Caption-embedding rows of the items; a sample that could not be read at all fails its row."""
+    store = getattr(np, options.store_dtype)
+    rows = [_row(it, "text", "failed", it.error) for it in items if it.error]
+    ready = [it for it in items if not it.error]
+    if ready:
+        hidden, mask = encode_captions(encoder, tokenizer, [it.caption for it in ready], options.max_tokens)
+        rows += [_row(it, "text", "ok", payload=_npz({"text_embedding": h.numpy().astype(store), "text_mask": m.numpy()}))
+                 for it, h, m in zip(ready, hidden, mask)]
     return rows
 
 
@@ -250,7 +251,8 @@ def precompute(
     todo = [i for i in in_shard if any(src.sample_ids[i] not in ids for ids in done.values())]
     report = PrecomputeReport(out, samples=len(todo), skipped=len(in_shard) - len(todo))
     meta = {"format": FORMAT, "encoders": encoders, "shard": [shard_index, shard_count]}
-    start, buffer, pending = time.perf_counter(), [], 0
+    start, pending = time.perf_counter(), 0
+    buffer: list[dict[str, Any]] = []
 
     def flush() -> None:
         name = f"part-{shard_index:05d}-{os.getpid()}-{time.time_ns()}.parquet"
@@ -260,7 +262,12 @@ def precompute(
     try:
         for first in range(0, len(todo), options.batch_size):
             chunk = todo[first:first + options.batch_size]
-            rows = _encode_batch([src.item(i) for i in chunk], done, options, vae, text)
+            items = [src.item(i) for i in chunk]
+            rows = []
+            if vae is not None:
+                rows += _latent_rows([it for it in items if it.sample_id not in done["latent"]], options, vae)
+            if text is not None:
+                rows += _text_rows([it for it in items if it.sample_id not in done["text"]], options, *text)
             buffer += rows
             for r in rows:
                 report.failed[r["kind"]] += r["status"] == "failed"

@@ -70,8 +70,11 @@ class SourceItem:
 class Source(Protocol):
     """What annotation, precomputation and the training set need from a dataset."""
 
-    sample_ids: Sequence[int]
-    problems: list[str]
+    @property
+    def sample_ids(self) -> Sequence[int]: ...
+
+    @property
+    def problems(self) -> list[str]: ...
 
     def __len__(self) -> int: ...
 
@@ -139,7 +142,8 @@ def _assemble(sample_id: int, key: str, members: Mapping[str, Callable[[], bytes
 
 def _index_ids(keys: Sequence[str], where: str) -> list[int]:
     """Sample ids of the keys, refusing two keys that map to one id."""
-    ids, seen = [], {}
+    ids: list[int] = []
+    seen: dict[int, str] = {}
     for key in keys:
         sid = sample_id_for(key)
         if sid in seen:

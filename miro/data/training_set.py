@@ -29,7 +29,7 @@ from miro.data.annotate import read_annotation
 from miro.data.precompute import Features
 from miro.data.sources import ItemError, Source, as_source, fit_to
 from miro.errors import MiroError, unknown_name_error
-from miro.rewards.binning import BinEdges, BinningOptions, bins_beside
+from miro.rewards.binning import DEFAULT_BINNING, BinEdges, BinningOptions, bins_beside
 
 
 def _scorers_of(wide: pd.DataFrame) -> list[str]:
@@ -42,7 +42,7 @@ def _check_names(names: Sequence[str], available: Sequence[str]) -> None:
             raise unknown_name_error("reward", name, available)
 
 
-def fit_bins(annotation: str | os.PathLike, rewards: Sequence[str], options: BinningOptions = BinningOptions(),
+def fit_bins(annotation: str | os.PathLike, rewards: Sequence[str], options: BinningOptions = DEFAULT_BINNING,
              path: str | os.PathLike | None = None) -> BinEdges:
     """The bin edges of `rewards`, saved beside the annotation (reward_bins.json) and shared by every run.
 
@@ -107,9 +107,11 @@ class RewardTrainingSet(Dataset):
         statuses = wide[[f"{n}__status" for n in available]]
         reasons = reasons.where(~(statuses == "failed").all(axis=1), "unreadable (every scorer failed)")
         reasons = reasons.where(wide["sample_id"].isin(index_of.keys()), "annotated but not in the source")
-        for kind in self.features.kinds if self.features else []:
-            stored = wide["sample_id"].map(lambda sid, k=kind: self.features.has(int(sid), k))
-            reasons = reasons.where((reasons != "") | stored, f"no precomputed {kind}")
+        if self.features is not None:
+            features = self.features
+            for kind in features.kinds:
+                stored = wide["sample_id"].map(lambda sid, k=kind: features.has(int(sid), k))
+                reasons = reasons.where((reasons != "") | stored, f"no precomputed {kind}")
         kept = wide[reasons == ""]
         self.excluded = Counter(reasons[reasons != ""])
         not_annotated = len(set(index_of) - set(wide["sample_id"].astype(int)))

@@ -30,7 +30,7 @@ import json
 import os
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,9 @@ class BinningOptions:
         return self.bins
 
 
+DEFAULT_BINNING = BinningOptions()  # the released recipe: 64 quantile bins from up to 100,000 scores, seed 42
+
+
 @dataclass(frozen=True, eq=False)
 class RewardBins:
     """The edges of one reward: a (B + 1,) float32 tensor, strictly increasing."""
@@ -112,10 +115,10 @@ class BinEdges:
     """Bin edges for several rewards, fitted once and saved beside the dataset."""
 
     rewards: Mapping[str, RewardBins]
-    options: BinningOptions = field(default_factory=BinningOptions)
+    options: BinningOptions = DEFAULT_BINNING
 
     @classmethod
-    def fit(cls, scores: Mapping[str, ArrayLike], options: BinningOptions = BinningOptions()) -> BinEdges:
+    def fit(cls, scores: Mapping[str, ArrayLike], options: BinningOptions = DEFAULT_BINNING) -> BinEdges:
         """Estimate edges for every reward in `scores` (reward name -> all its scores, in dataset order)."""
         return cls({name: fit_reward(name, values, options) for name, values in scores.items()}, options)
 
@@ -201,7 +204,7 @@ def _quantile_positions(options: BinningOptions) -> torch.Tensor:
     return torch.tensor(levels, dtype=torch.float32)
 
 
-def fit_reward(reward: str, scores: ArrayLike, options: BinningOptions = BinningOptions()) -> RewardBins:
+def fit_reward(reward: str, scores: ArrayLike, options: BinningOptions = DEFAULT_BINNING) -> RewardBins:
     """Edges of one reward, the released way (see the module docstring)."""
     values = _as_float32(reward, scores).flatten()
     if len(values) == 0:

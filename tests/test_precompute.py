@@ -1,0 +1,178 @@
+"""Precompute: tiny random AutoencoderKL and T5 saved with save_pretrained, loaded back through the real code.
+
+The tokenizer is a `tokenizers` WordLevel model wrapped in PreTrainedTokenizerFast (no sentencepiece
+model is available offline); AutoTokenizer loads it from the same folder as the T5 weights.
+"""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from miro.data.annotate import annotate
+from miro.data.precompute import (
+    Features,
+    PrecomputeOptions,
+    encode_captions,
+    encode_images,
+    load_text_encoder,
+    load_vae,
+    precompute,
+)
+from miro.data.sources import ImageFolderSource, fit_to
+from miro.data.training_set import RewardTrainingSet, fit_bins
+from miro.errors import MiroError
+from miro.rewards.base import Scorer, ScorerInfo
+
+WORDS = ["<pad>", "</s>", "<unk>", "a", "photo", "of", "red", "green", "blue", "circle", "square"]
+
+
+def save_tiny_vae(path, scaling_factor=0.13025, seed=0):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                  block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, sample_size=16,
+                  scaling_factor=scaling_factor).save_pretrained(path)
+
+
+def save_tiny_t5(path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(WORDS), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
+                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    T5EncoderModel(config).save_pretrained(path)
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    save_tiny_vae(root / "vae")
+    save_tiny_t5(root / "t5")
+    return str(root / "vae"), str(root / "t5")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    colors = ["red", "green", "blue", "red", "green", "blue", "red"]
+    for i, color in enumerate(colors):
+        buffer = io.BytesIO()
+        Image.new("RGB", (20 + i, 16), {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}[color]).save(buffer, "PNG")
+        (root / f"{i:03d}.png").write_bytes(buffer.getvalue() if i != 4 else b"corrupt")
+        (root / f"{i:03d}.txt").write_text(f"a photo of a {color} {'circle' if i % 2 else 'square'}")
+    return root
+
+
+def options(models, **overrides):
+    vae, t5 = models
+    return PrecomputeOptions(**{"vae_path": vae, "text_path": t5, "resolution": 16, "max_tokens": 8, "batch_size": 3, **overrides})
+
+
+def test_features_match_the_encoders(models, folder, tmp_path):
+    report = precompute(folder, tmp_path / "features", options(models), flush_every=3, progress=False)
+    assert report.samples == 7 and report.failed == {"latent": 1, "text": 0}
+    assert len(list((tmp_path / "features").glob("part-*.parquet"))) == 3  # flushed every 3 samples
+    features = Features(tmp_path / "features")
+    assert features.kinds == ["latent", "text"]
+    assert not features.has(4, "latent") and "unreadable image" in features.failed[(4, "latent")]
+    vae = load_vae(models[0])
+    encoder, tokenizer = load_text_encoder(models[1])
+    source = ImageFolderSource(folder)
+    item = source.item(source.sample_ids.index(2))
+    mean, std = encode_images(vae, fit_to(item.image(), 16)[None])
+    hidden, mask = encode_captions(encoder, tokenizer, [item.caption], 8)
+    got = features.get(2)
+    assert got["latent"].shape == (4, 8, 8)
+    torch.testing.assert_close(got["latent"], mean[0] * 0.13025, atol=2e-3, rtol=2e-3)  # stored as float16
+    torch.testing.assert_close(got["latent_std"], std[0] * 0.13025, atol=2e-3, rtol=2e-3)
+    assert got["text_embedding"].dtype == torch.float16 and got["text_mask"].dtype == torch.bool
+    torch.testing.assert_close(got["text_embedding"].float(), hidden[0], atol=2e-3, rtol=2e-3)
+    assert got["text_mask"].tolist() == mask[0].tolist() == [True] * 6 + [False] * 2
+    assert set(features.get(4)) == {"text_embedding", "text_mask"}
+
+
+class StopAt:
+    """A source that is interrupted (like Ctrl-C) when item `at` is read."""
+
+    def __init__(self, source, at):
+        self.source, self.at = source, at
+        self.sample_ids, self.problems = source.sample_ids, []
+
+    def __len__(self):
+        return len(self.source)
+
+    def item(self, index):
+        if index == self.at:
+            raise KeyboardInterrupt
+        return self.source.item(index)
+
+
+def test_interrupted_precompute_resumes(models, folder, tmp_path):
+    out = tmp_path / "features"
+    with pytest.raises(KeyboardInterrupt):
+        precompute(StopAt(ImageFolderSource(folder), 5), out, options(models), flush_every=100, progress=False)
+    assert {sid for sid in range(7) if Features(out).has(sid, "text")} == {0, 1, 2}  # the finished batch was kept
+    report = precompute(folder, out, options(models), progress=False)
+    assert report.samples == 4 and report.skipped == 3
+    features = Features(out)
+    assert all(features.has(sid, "text") for sid in range(7))
+    assert precompute(folder, out, options(models), progress=False).samples == 0
+
+
+def test_shards_write_side_by_side_and_other_encoders_are_refused(models, folder, tmp_path):
+    out = tmp_path / "features"
+    for shard in range(2):
+        precompute(folder, out, options(models, vae_path=""), shard_index=shard, shard_count=2, progress=False)
+    assert all(Features(out).has(sid, "text") for sid in range(7))
+    with pytest.raises(MiroError, match="text features from another encoder or settings"):
+        precompute(folder, out, options(models, vae_path="", max_tokens=12), progress=False)
+    other = tmp_path / "other_vae"
+    save_tiny_vae(other, seed=1)
+    precompute(folder, tmp_path / "f2", options(models, text_path=""), progress=False)
+    with pytest.raises(MiroError, match="latent features from another encoder"):
+        precompute(folder, tmp_path / "f2", options(models, text_path="", vae_path=str(other)), progress=False)
+
+
+def test_option_and_path_refusals(models, tmp_path):
+    with pytest.raises(MiroError, match="nothing to do"):
+        PrecomputeOptions()
+    with pytest.raises(MiroError, match="store_dtype"):
+        PrecomputeOptions(vae_path="x", store_dtype="bfloat16")
+    with pytest.raises(MiroError, match="has no config.json"):
+        load_vae(str(tmp_path))
+    with pytest.raises(MiroError, match="no part files"):
+        Features(tmp_path / "nothing")
+
+
+class Width(Scorer):
+    info = ScorerInfo("width", "1")
+
+    def score(self, images, prompts):
+        return torch.full((len(images),), images.shape[-1] / 100)
+
+
+def test_training_set_serves_latents_and_text(models, folder, tmp_path):
+    precompute(folder, tmp_path / "features", options(models), progress=False)
+    annotate(folder, [Width()], tmp_path / "ann.parquet", progress=False)
+    bins = fit_bins(tmp_path / "ann.parquet", ["width"])
+    data = RewardTrainingSet(folder, tmp_path / "ann.parquet", bins, ["width"], features=tmp_path / "features")
+    assert len(data) == 6 and data.excluded == {"unreadable (every scorer failed)": 1}
+    item = data[0]
+    assert item["image"].shape == (4, 8, 8) and item["text_embedding"].shape == (8, 16)
+    torch.testing.assert_close(item["image"], Features(tmp_path / "features").get(item["sample_id"])["latent"])
+    with pytest.raises(MiroError, match="cannot be stored as uint8"):
+        data.to_tensors(torch.uint8, progress=False)
+    tensors = data.to_tensors(torch.float16, progress=False)
+    assert tensors.images.shape == (6, 4, 8, 8) and tensors.images.dtype == torch.float16
+    widths = tensors.rewards[:, 0]  # images are 20 + i pixels wide: rewards rise with the id, from 0 to 1
+    assert tensors.sample_ids.tolist() == [0, 1, 2, 3, 5, 6]
+    assert widths[0] == 0.0 and widths[-1] == 1.0 and bool((widths[1:] > widths[:-1]).all())
