@@ -62,14 +62,15 @@ class ShapesTextEncoder(TextEncoder):
 class T5TextEncoder(TextEncoder):
     """FLAN-T5 encoder from a local folder (config.json, weights, tokenizer files); no hub access."""
 
-    def __init__(self, path: str, max_tokens: int = 128, device: str | torch.device = "cpu") -> None:
+    def __init__(self, path: str, max_tokens: int = 128, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
         from transformers import AutoTokenizer, T5EncoderModel
 
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise MiroError(f"text.path = {path!r} has no config.json; point it to a local T5 folder saved with save_pretrained (e.g. google/flan-t5-xl)")
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.model = T5EncoderModel.from_pretrained(folder, local_files_only=True).to(device).eval().requires_grad_(False)
+        self.model = T5EncoderModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True).to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
         self.dim, self.max_tokens = int(self.model.config.d_model), max_tokens
         self.path = str(folder)

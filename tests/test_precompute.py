@@ -85,11 +85,11 @@ def test_features_match_the_encoders(models, folder, tmp_path):
     assert features.kinds == ["latent", "text"]
     assert not features.has(4, "latent") and "unreadable image" in features.failed[(4, "latent")]
     vae = load_vae(models[0])
-    encoder, tokenizer = load_text_encoder(models[1])
+    encoder = load_text_encoder(models[1], max_tokens=8)
     source = ImageFolderSource(folder)
     item = source.item(source.sample_ids.index(2))
     mean, std = encode_images(vae, fit_to(item.image(), 16)[None])
-    hidden, mask = encode_captions(encoder, tokenizer, [item.caption], 8)
+    hidden, mask = encode_captions(encoder, [item.caption])
     got = features.get(2)
     assert got["latent"].shape == (4, 8, 8)
     torch.testing.assert_close(got["latent"], mean[0] * 0.13025, atol=2e-3, rtol=2e-3)  # stored as float16

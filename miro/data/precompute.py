@@ -40,6 +40,8 @@ from tqdm.auto import tqdm
 from miro.data.annotate import read_meta, write_parquet_atomic
 from miro.data.sources import ItemError, Source, SourceItem, as_source, fit_to
 from miro.errors import MiroError
+from miro.latents import VaeSpace
+from miro.text import T5TextEncoder
 
 FORMAT = "miro.features/1"
 META_KEY = b"miro.features"
@@ -104,40 +106,26 @@ def _local_folder(path: str, what: str) -> Path:
     return folder
 
 
-def load_vae(path: str, device: str = "cpu", dtype: str = "float32") -> Any:
-    """A diffusers AutoencoderKL from a local folder, in eval mode."""
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL.from_pretrained(_local_folder(path, "VAE"), torch_dtype=getattr(torch, dtype), local_files_only=True)
-    return vae.to(device).eval().requires_grad_(False)
+def load_vae(path: str, device: str = "cpu", dtype: str = "float32") -> VaeSpace:
+    """The latent space of a local AutoencoderKL folder (the same loader training uses)."""
+    return VaeSpace(str(_local_folder(path, "VAE")), device=device, dtype=getattr(torch, dtype))
 
 
-def load_text_encoder(path: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
-    """(T5EncoderModel, tokenizer) from one local folder; any tokenizer AutoTokenizer can load works."""
-    from transformers import AutoTokenizer, T5EncoderModel
-
-    folder = _local_folder(path, "T5")
-    encoder = T5EncoderModel.from_pretrained(folder, torch_dtype=getattr(torch, dtype), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return encoder.to(device).eval().requires_grad_(False), tokenizer
+def load_text_encoder(path: str, max_tokens: int, device: str = "cpu", dtype: str = "float32") -> T5TextEncoder:
+    """The T5 encoder of a local folder (the same loader training uses)."""
+    return T5TextEncoder(str(_local_folder(path, "T5")), max_tokens, device, getattr(torch, dtype))
 
 
-@torch.no_grad()
-def encode_images(vae: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_images(vae: VaeSpace, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 3, H, W) in [0, 1] -> unscaled posterior (mean, std), each (B, C, H/f, W/f) float32."""
-    param = next(vae.parameters())
-    posterior = vae.encode((images * 2 - 1).to(param.device, param.dtype)).latent_dist
-    return posterior.mean.float().cpu(), posterior.std.float().cpu()
+    mean, std = vae.posterior(images * 2 - 1)
+    return mean.cpu(), std.cpu()
 
 
-@torch.no_grad()
-def encode_captions(encoder: Any, tokenizer: Any, captions: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_captions(encoder: T5TextEncoder, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Captions -> T5 token embeddings (B, L, D) float32 and attention mask (B, L) bool, L = max_tokens."""
-    tokens = tokenizer(list(captions), padding="max_length", max_length=max_tokens, truncation=True, return_tensors="pt")
-    device = next(encoder.parameters()).device
-    mask = tokens["attention_mask"].to(device)
-    hidden = encoder(input_ids=tokens["input_ids"].to(device), attention_mask=mask).last_hidden_state
-    return hidden.float().cpu(), mask.bool().cpu()
+    hidden, mask = encoder.encode(captions)
+    return hidden.cpu(), mask.cpu()
 
 
 def _npz(arrays: dict[str, Any]) -> bytes:
@@ -146,14 +134,13 @@ def _npz(arrays: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _encoder_meta(options: PrecomputeOptions, vae: Any) -> dict[str, Any]:
+def _encoder_meta(options: PrecomputeOptions, vae: VaeSpace | None) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if options.vae_path:
         settings = {"resolution": options.resolution, "dtype": options.dtype, "store_dtype": options.store_dtype}
         files = _file_fingerprint(Path(options.vae_path))
         meta["latent"] = {"fingerprint": _fingerprint({"files": files, **settings}), "path": options.vae_path, **settings,
-                          "scaling_factor": float(vae.config.scaling_factor),
-                          "shift_factor": float(getattr(vae.config, "shift_factor", None) or 0.0)}
+                          "scaling_factor": vae.scale if vae else 0.0, "shift_factor": vae.shift if vae else 0.0}
     if options.text_path:
         settings = {"max_tokens": options.max_tokens, "dtype": options.dtype, "store_dtype": options.store_dtype}
         files = _file_fingerprint(Path(options.text_path))
@@ -181,7 +168,7 @@ def _row(item: SourceItem, kind: str, status: str, error: str = "", payload: byt
     return {"sample_id": item.sample_id, "kind": kind, "status": status, "error": error, "payload": payload}
 
 
-def _latent_rows(items: list[SourceItem], options: PrecomputeOptions, vae: Any) -> list[dict[str, Any]]:
+def _latent_rows(items: list[SourceItem], options: PrecomputeOptions, vae: VaeSpace) -> list[dict[str, Any]]:
     """Latent rows of the items; an unreadable image fails its own row only."""
     store = getattr(np, options.store_dtype)
     rows, ready, images = [], [], []
@@ -198,13 +185,13 @@ def _latent_rows(items: list[SourceItem], options: PrecomputeOptions, vae: Any) 
     return rows
 
 
-def _text_rows(items: list[SourceItem], options: PrecomputeOptions, encoder: Any, tokenizer: Any) -> list[dict[str, Any]]:
+def _text_rows(items: list[SourceItem], options: PrecomputeOptions, encoder: T5TextEncoder) -> list[dict[str, Any]]:
     """Caption-embedding rows of the items; a sample that could not be read at all fails its row."""
     store = getattr(np, options.store_dtype)
     rows = [_row(it, "text", "failed", it.error) for it in items if it.error]
     ready = [it for it in items if not it.error]
     if ready:
-        hidden, mask = encode_captions(encoder, tokenizer, [it.caption for it in ready], options.max_tokens)
+        hidden, mask = encode_captions(encoder, [it.caption for it in ready])
         rows += [_row(it, "text", "ok", payload=_npz({"text_embedding": h.numpy().astype(store), "text_mask": m.numpy()}))
                  for it, h, m in zip(ready, hidden, mask)]
     return rows
@@ -244,7 +231,7 @@ def precompute(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vae = load_vae(options.vae_path, options.device, options.dtype) if options.vae_path else None
-    text = load_text_encoder(options.text_path, options.device, options.dtype) if options.text_path else None
+    text = load_text_encoder(options.text_path, options.max_tokens, options.device, options.dtype) if options.text_path else None
     encoders = _encoder_meta(options, vae)
     done = _stored(out, encoders)
     in_shard = [i for i, sid in enumerate(src.sample_ids) if sid % shard_count == shard_index]
@@ -267,7 +254,7 @@ def precompute(
             if vae is not None:
                 rows += _latent_rows([it for it in items if it.sample_id not in done["latent"]], options, vae)
             if text is not None:
-                rows += _text_rows([it for it in items if it.sample_id not in done["text"]], options, *text)
+                rows += _text_rows([it for it in items if it.sample_id not in done["text"]], options, text)
             buffer += rows
             for r in rows:
                 report.failed[r["kind"]] += r["status"] == "failed"
