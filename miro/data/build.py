@@ -1,0 +1,89 @@
+"""From a run's DataConfig to the dataset the trainer reads, preparing shared data once.
+
+The shapes world is generated, annotated with every analytic reward and binned once per data config,
+in a data folder that every arm of a sweep shares (so all arms train on the same samples with the
+same bins). Its rendered images are cached beside the annotation, so each arm loads the whole set
+into memory in a second instead of rendering it again. Folders and webdataset shards are read with
+the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from miro.config import DataConfig, RunConfig, to_dict
+from miro.data.annotate import annotate
+from miro.data.shapes import ShapesDataset, ShapesWorldConfig
+from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
+from miro.data.training_set import RewardTrainingSet, fit_bins
+from miro.errors import MiroError
+from miro.manifest import write_json_atomic
+from miro.rewards.binning import BinEdges
+
+SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
+
+
+class InMemoryTrainingSet:
+    """Training items from stacked tensors: uint8 images (N, C, H, W), captions, rewards (N, R) in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor, captions: Sequence[str], rewards: torch.Tensor) -> None:
+        self.images, self.captions, self.rewards = images, list(captions), rewards
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": self.images[i].float() / 127.5 - 1, "caption": self.captions[i], "rewards": self.rewards[i]}
+
+
+def data_key(cfg: DataConfig) -> str:
+    """The folder name of a data config's shared preparation."""
+    payload = json.dumps({"data": to_dict(cfg), "scorers": SHAPES_SCORERS}, sort_keys=True)
+    return f"{cfg.source}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def shapes_dataset(cfg: DataConfig) -> ShapesDataset:
+    return ShapesDataset(ShapesWorldConfig(resolution=cfg.resolution), cfg.num_samples, cfg.seed)
+
+
+def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> Path:
+    """Annotate, bin and cache the shapes world of `cfg` (resumable; instant when already done)."""
+    folder = data_root / data_key(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    annotation = folder / "annotations.parquet"
+    cache = folder / "images.safetensors"
+    dataset = shapes_dataset(cfg)
+    if not (folder / "done.json").is_file():
+        annotate(DatasetSource(dataset), list(SHAPES_SCORERS), annotation, progress=progress)
+        fit_bins(annotation, SHAPES_SCORERS)
+        items = [dataset[i] for i in range(len(dataset))]
+        images = torch.stack([((torch.as_tensor(it["image"]) + 1) * 127.5).round().to(torch.uint8) for it in items])
+        save_file({"images": images}, str(cache))
+        (folder / "captions.json").write_text(json.dumps([it["caption"] for it in items]))
+        write_json_atomic(folder / "done.json", {"data": to_dict(cfg), "samples": len(items)})
+    return folder
+
+
+def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -> InMemoryTrainingSet | RewardTrainingSet:
+    """The training set of a run; the shapes world is prepared under `data_root` on first use."""
+    data = cfg.data
+    if data.source == "shapes":
+        folder = prepare_shapes(data, data_root, progress)
+        bins = BinEdges.load(folder / "reward_bins.json")
+        labelled = RewardTrainingSet(DatasetSource(shapes_dataset(data)), folder / "annotations.parquet", bins,
+                                     cfg.rewards.names, require_ok=SHAPES_SCORERS)
+        images = load_file(str(folder / "images.safetensors"))["images"]
+        captions = json.loads((folder / "captions.json").read_text())
+        index = torch.tensor(labelled.sample_ids)  # shapes sample ids are dataset indices
+        return InMemoryTrainingSet(images[index], [captions[i] for i in labelled.sample_ids], labelled.rewards)
+    if not data.annotations:
+        raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
+    source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
+    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names)
+    return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution)
