@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from miro.config import DataConfig, RunConfig, to_dict
 from miro.data.annotate import annotate
@@ -27,6 +28,19 @@ from miro.manifest import write_json_atomic
 from miro.rewards.binning import BinEdges
 
 SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
+
+
+class RenderedImages:
+    """Cached renders as a map-style dataset of {"image" in [-1, 1], "caption", "sample_id"} (sample id = index)."""
+
+    def __init__(self, images: torch.Tensor, captions: Sequence[str]) -> None:
+        self.images, self.captions = images, list(captions)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": self.images[i].float() / 127.5 - 1, "caption": self.captions[i], "sample_id": i}
 
 
 class InMemoryTrainingSet:
@@ -58,16 +72,22 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> P
     folder.mkdir(parents=True, exist_ok=True)
     annotation = folder / "annotations.parquet"
     cache = folder / "images.safetensors"
-    dataset = shapes_dataset(cfg)
-    if not (folder / "done.json").is_file():
-        annotate(DatasetSource(dataset), list(SHAPES_SCORERS), annotation, progress=progress)
-        fit_bins(annotation, SHAPES_SCORERS)
-        items = [dataset[i] for i in range(len(dataset))]
-        images = torch.stack([((torch.as_tensor(it["image"]) + 1) * 127.5).round().to(torch.uint8) for it in items])
-        save_file({"images": images}, str(cache))
+    if (folder / "done.json").is_file():
+        return folder
+    if not cache.is_file():  # render once; annotation and every arm read the cache
+        dataset = shapes_dataset(cfg)
+        items = [dataset[i] for i in tqdm(range(len(dataset)), desc="render shapes", unit="img", disable=not progress)]
         (folder / "captions.json").write_text(json.dumps([it["caption"] for it in items]))
-        write_json_atomic(folder / "done.json", {"data": to_dict(cfg), "samples": len(items)})
+        images = torch.stack([((torch.as_tensor(it["image"]) + 1) * 127.5).round().to(torch.uint8) for it in items])
+        save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
+    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), annotation, progress=progress)
+    fit_bins(annotation, SHAPES_SCORERS)
+    write_json_atomic(folder / "done.json", {"data": to_dict(cfg), "scorers": SHAPES_SCORERS})
     return folder
+
+
+def load_rendered(folder: Path) -> RenderedImages:
+    return RenderedImages(load_file(str(folder / "images.safetensors"))["images"], json.loads((folder / "captions.json").read_text()))
 
 
 def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -> InMemoryTrainingSet | RewardTrainingSet:
@@ -76,12 +96,11 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
     if data.source == "shapes":
         folder = prepare_shapes(data, data_root, progress)
         bins = BinEdges.load(folder / "reward_bins.json")
-        labelled = RewardTrainingSet(DatasetSource(shapes_dataset(data)), folder / "annotations.parquet", bins,
+        rendered = load_rendered(folder)
+        labelled = RewardTrainingSet(DatasetSource(rendered), folder / "annotations.parquet", bins,
                                      cfg.rewards.names, require_ok=SHAPES_SCORERS)
-        images = load_file(str(folder / "images.safetensors"))["images"]
-        captions = json.loads((folder / "captions.json").read_text())
-        index = torch.tensor(labelled.sample_ids)  # shapes sample ids are dataset indices
-        return InMemoryTrainingSet(images[index], [captions[i] for i in labelled.sample_ids], labelled.rewards)
+        index = torch.tensor(labelled.sample_ids)  # sample ids are render indices
+        return InMemoryTrainingSet(rendered.images[index], [rendered.captions[i] for i in labelled.sample_ids], labelled.rewards)
     if not data.annotations:
         raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
     source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
