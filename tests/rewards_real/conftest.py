@@ -1,12 +1,15 @@
 """Shared fixtures: one thread, a fixed batch of 8-bit images, and tiny models built once per session."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 torch.set_num_threads(1)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: every model here is built from tmp files
 
 PROMPTS = ["a red cube on a table", "two cats asleep on a sofa", "a watercolor of a lighthouse at dusk"]
 

@@ -12,6 +12,7 @@ from miro.errors import MiroError
 from miro.rewards.real import image_reward, image_reward_compat
 from miro.rewards.real.image_reward_compat import bert_vocab_dir, image_reward_modules, local_bert_tokenizer
 
+from .needs import cuda
 from .tiny_blip import med_config, tiny_create_vit, write_bert_vocab
 from .tiny_open_clip import randomise
 
@@ -54,8 +55,15 @@ def test_matches_image_reward_score(tiny_files, checkpoint, batch, pil_images, p
     load = importlib.import_module("ImageReward.utils").load
     reference_model = load(str(checkpoint), device="cpu", med_config=str(tiny_files["med_config"]))
     reference = [reference_model.score(prompt, image) for image, prompt in zip(pil_images, prompts)]
-    torch.testing.assert_close(ours, torch.tensor(reference, dtype=torch.float32), rtol=0, atol=1e-4)
+    torch.testing.assert_close(ours, torch.tensor(reference, dtype=torch.float32), rtol=0, atol=1e-5)
     assert ours.std() > 1e-3
+
+
+@cuda
+def test_cuda_agrees_with_cpu(tiny_files, checkpoint, batch, prompts):
+    files = {"checkpoint": checkpoint, "med_config": tiny_files["med_config"], "tokenizer_dir": tiny_files["vocab"]}
+    cpu = image_reward.build(**files).score(batch, prompts)
+    torch.testing.assert_close(image_reward.build(**files, device="cuda").score(batch, prompts), cpu, rtol=0, atol=1e-3)
 
 
 def test_refuses_a_checkpoint_that_rm_load_would_accept(tiny_files, checkpoint, tmp_path):
@@ -93,5 +101,6 @@ def test_missing_vocab_says_how_to_get_it(monkeypatch):
 
 
 def test_missing_checkpoint_names_file(tmp_path, tiny_files):
-    with pytest.raises(MiroError, match=r"ImageReward.pt does not exist; get it with: huggingface-cli download THUDM/ImageReward ImageReward.pt"):
+    hint = r"ImageReward.pt does not exist; get it with: huggingface-cli download THUDM/ImageReward ImageReward.pt"
+    with pytest.raises(MiroError, match=hint):
         image_reward.build(checkpoint=tmp_path / "ImageReward.pt", med_config=tiny_files["med_config"])

@@ -11,6 +11,8 @@ import gzip
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,8 +39,19 @@ def hpsv2_open_clip() -> ModuleType:
     if spec is None or spec.origin is None:
         raise MiroError(f"the hpsv2 scorer needs the hpsv2 package: {INSTALL_HINT}")
     missing = Path(spec.origin).parent / "src" / "open_clip" / BPE_NAME
+    try:
+        with _bpe_redirected(missing):
+            return importlib.import_module("hpsv2.src.open_clip")
+    except ImportError as err:  # e.g. clint, which hpsv2/__init__ imports
+        raise MiroError(f"hpsv2 cannot be imported ({err}): {INSTALL_HINT}") from err
+
+
+@contextmanager
+def _bpe_redirected(missing: Path) -> Iterator[None]:
+    """While active, gzip.open(missing) opens open_clip's BPE file instead (when `missing` is really missing)."""
     if missing.exists():
-        return importlib.import_module("hpsv2.src.open_clip")
+        yield
+        return
     original_open = gzip.open
     replacement = str(open_clip_bpe())
 
@@ -47,4 +60,4 @@ def hpsv2_open_clip() -> ModuleType:
         return original_open(target, *args, **kwargs)
 
     with mock.patch("gzip.open", open_redirected):
-        return importlib.import_module("hpsv2.src.open_clip")
+        yield

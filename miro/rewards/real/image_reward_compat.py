@@ -34,7 +34,10 @@ def image_reward_modules() -> tuple[ModuleType, ModuleType]:
         if spec is None:
             raise MiroError(f"the image_reward scorer needs the ImageReward package: {INSTALL_HINT}")
         sys.modules["ImageReward"] = importlib.util.module_from_spec(spec)  # a bare package: __path__, no ReFL
-    return importlib.import_module("ImageReward.ImageReward"), importlib.import_module("ImageReward.models.BLIP.blip")
+    try:
+        return importlib.import_module("ImageReward.ImageReward"), importlib.import_module("ImageReward.models.BLIP.blip")
+    except ImportError as err:  # e.g. fairscale or clip, which its model modules import
+        raise MiroError(f"ImageReward cannot be imported ({err}): {INSTALL_HINT}") from err
 
 
 def bert_vocab_dir(tokenizer_dir: str | Path | None, allow_download: bool) -> Path:

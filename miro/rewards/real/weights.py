@@ -64,7 +64,8 @@ def load_state_dict(path: Path, nested_key: str | None = None) -> dict[str, torc
     return loaded
 
 
-def _listed(kind: str, keys: Iterable[str]) -> str:
+def listed_keys(kind: str, keys: Iterable[str]) -> str:
+    """'<kind> a, b, c, d (+N more)': the first few keys in sorted order, for one-line errors."""
     ordered = sorted(keys)
     more = f" (+{len(ordered) - _SHOWN} more)" if len(ordered) > _SHOWN else ""
     return f"{kind} {', '.join(ordered[:_SHOWN])}{more}"
@@ -75,16 +76,16 @@ def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], pa
     expected = module.state_dict()
     problems = []
     if missing := expected.keys() - state_dict.keys():
-        problems.append(_listed("missing keys", missing))
+        problems.append(listed_keys("missing keys", missing))
     if unexpected := state_dict.keys() - expected.keys():
-        problems.append(_listed("unexpected keys", unexpected))
+        problems.append(listed_keys("unexpected keys", unexpected))
     misshaped = {
         f"{k} {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
         for k in expected.keys() & state_dict.keys()
         if state_dict[k].shape != expected[k].shape
     }
     if misshaped:
-        problems.append(_listed("shape mismatches", misshaped))
+        problems.append(listed_keys("shape mismatches", misshaped))
     if problems:
         raise MiroError(f"{path} does not fit {type(module).__name__}: {'; '.join(problems)}")
     module.load_state_dict(state_dict, strict=True)
