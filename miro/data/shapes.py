@@ -11,8 +11,10 @@ resolution):
 - Unmentioned extra objects, always of a shape the caption does not name (so the caption stays true
   under GenEval's rules): enough to reach `min_objects`, plus one with `extra_object_prob` (0.15),
   never more than `max_objects` in all.
-- Objects: square boxes of side U(10, 16) px, 2 px apart, 1 px from the border, drawn anti-aliased (4 x 4
-  supersampling) on a flat grey (0.5) background; circle, square, upward isosceles triangle, diamond.
+- Objects: square boxes of side U(10, 16) px (at most 14 px when there are several, so two fit side by
+  side; when four random layouts fail, all sides shrink by 5%), 2 px apart and 1 px from the border,
+  drawn anti-aliased (4 x 4 supersampling) on a flat grey (0.5) background: circle, square, upward
+  isosceles triangle, diamond.
   With `cut_prob` (0.1) one object sticks 25-50% of its side out of the image.
 - Clutter with `clutter_prob` (0.15): 1-4 specks of radius 0.6-1.2 px in the world's colours.
 - Image corruptions, independent, in this order: Gaussian blur (p 0.5, sigma U(0.4, 1.6) px), contrast
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -100,13 +102,14 @@ class ShapesWorldConfig:
         for f in fields(self):  # lists from JSON or the command line become tuples
             if isinstance(getattr(self, f.name), list):
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
-        _check(self, "resolution", self.resolution in RESOLUTIONS, f"one of {RESOLUTIONS}")
+        _check(self, "resolution", _is_int(self.resolution) and self.resolution in RESOLUTIONS, f"one of {RESOLUTIONS}")
         for name, vocabulary in (("shapes", SHAPE_NAMES), ("colors", COLOR_NAMES), ("tags", TAGS)):
             value = getattr(self, name)
             ok = isinstance(value, tuple) and 0 < len(value) == len(set(value)) and set(value) <= set(vocabulary)
             _check(self, name, ok, f"distinct names from {', '.join(vocabulary)}")
-        _check(self, "min_objects", 1 <= self.min_objects <= 4, "an integer in 1..4")
-        _check(self, "max_objects", self.min_objects <= self.max_objects <= 4, "an integer in min_objects..4")
+        _check(self, "min_objects", _is_int(self.min_objects) and 1 <= self.min_objects <= 4, "an integer in 1..4")
+        ok = _is_int(self.max_objects) and self.min_objects <= self.max_objects <= 4
+        _check(self, "max_objects", ok, "an integer in min_objects..4")
         for name, low, high in (
             ("object_size", 6.0, 24.0),
             ("blur_sigma", 0.0, 4.0),
@@ -115,11 +118,13 @@ class ShapesWorldConfig:
             ("clutter_specks", 1, 8),
         ):
             value = getattr(self, name)
-            ok = len(value) == 2 and low <= value[0] <= value[1] <= high
+            ok = isinstance(value, tuple) and len(value) == 2 and all(map(_is_number, value))
+            ok = ok and low <= value[0] <= value[1] <= high
             _check(self, name, ok, f"a pair (low, high) with {low} <= low <= high <= {high}")
         for f in fields(self):
             if f.name.endswith(("_prob", "_fraction")) or f.name == "background":
-                _check(self, f.name, 0.0 <= getattr(self, f.name) <= 1.0, "a number in [0, 1]")
+                value = getattr(self, f.name)
+                _check(self, f.name, _is_number(value) and 0.0 <= value <= 1.0, "a number in [0, 1]")
         for color in self.colors:
             distance = float(np.linalg.norm(np.subtract(PALETTE[color], self.background)))
             _check(self, "background", distance >= 0.3, f"a grey at least 0.3 from every colour ({color} is not)")
@@ -131,6 +136,14 @@ class ShapesWorldConfig:
     def scale(self) -> float:
         """Pixels per reference (32 px) pixel."""
         return self.resolution / REFERENCE_RESOLUTION
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check(config: ShapesWorldConfig, name: str, ok: bool, allowed: str) -> None:
@@ -203,8 +216,8 @@ def _describe(config: ShapesWorldConfig, rng: np.random.Generator) -> tuple[Meta
     """A caption's metadata and its objects (shape, colour) in placement order (position: target first)."""
     tag = _choice(rng, config.tags)
     count = int(rng.choice(mentioned_counts(config, tag)))
-    a, b = (config.shapes[i] for i in rng.choice(len(config.shapes), 2, replace=False)) if tag in TWO_CLASS_TAGS \
-        else (_choice(rng, config.shapes), "")
+    picked = rng.choice(len(config.shapes), 2 if tag in TWO_CLASS_TAGS else 1, replace=False)
+    a, b = config.shapes[picked[0]], config.shapes[picked[-1]]  # distinct when the tag names two classes
     ca, cb = (config.colors[i] for i in rng.choice(len(config.colors), 2, replace=len(config.colors) < 2))
     if tag == "single_object":
         return make_metadata(tag, [clause(a)]), [(a, ca)]
@@ -292,16 +305,17 @@ def _paint(image: np.ndarray, y0: int, x0: int, patch: np.ndarray, color: tuple[
     region += patch[..., None] * (np.asarray(color, dtype=np.float32) - region)
 
 
-def _gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of (H, W, 3) with reflected borders."""
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur over the (H, W) axes of (..., H, W, C), with reflected borders."""
     radius = max(int(np.ceil(3 * sigma)), 1)
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps /= taps.sum()
-    for axis in (0, 1):
-        padded = np.pad(image, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="reflect")
-        n = image.shape[axis]
-        image = sum(w * padded.take(np.arange(k, k + n), axis=axis) for k, w in enumerate(taps))
-    return image
+    for axis in (images.ndim - 3, images.ndim - 2):
+        pad = [(radius, radius) if a == axis else (0, 0) for a in range(images.ndim)]
+        padded = np.pad(images, pad, mode="reflect")
+        n = images.shape[axis]
+        images = sum(w * padded.take(np.arange(k, k + n), axis=axis) for k, w in enumerate(taps))
+    return images
 
 
 def _flip(kind: str, metadata: Metadata, config: ShapesWorldConfig, rng: np.random.Generator) -> Metadata | None:
@@ -359,13 +373,14 @@ def _draw_scene(config: ShapesWorldConfig, rng: np.random.Generator) -> tuple[Me
     relation = metadata["include"][1]["position"][0] if metadata["tag"] == "position" else None
     cut = int(rng.integers(len(objects))) if rng.random() < config.cut_prob else None
     low, high = config.object_size
+    if len(objects) > 1:  # two boxes must fit side by side: 2 sides + gap + 2 margins <= 32
+        high = max(low, min(high, (REFERENCE_RESOLUTION - _GAP - 2 * _MARGIN) / 2))
     sides = rng.uniform(low, high, len(objects)) * config.scale
-    for _ in range(20):  # shrink until the layout fits
-        boxes = _place(config, rng, sides, relation, cut)
+    for attempt in range(160):  # 4 fresh layouts per size, then shrink by 5%
+        boxes = _place(config, rng, sides * 0.95 ** (attempt // 4), relation, cut)
         if boxes is not None:
             return metadata, objects, boxes, cut is not None
-        sides *= 0.9
-    raise RuntimeError("shapes world: no layout found after shrinking 20 times")  # unreachable for valid configs
+    raise RuntimeError("shapes world: no layout found after shrinking sides to 13%")  # unreachable for valid configs
 
 
 def _add_clutter(config: ShapesWorldConfig, rng: np.random.Generator, image: np.ndarray, boxes: list[Box]) -> int:
@@ -391,7 +406,7 @@ def _degrade(config: ShapesWorldConfig, rng: np.random.Generator, image: np.ndar
     if u[0] < config.blur_prob:
         blur = float(np.interp(u[1], [0, 1], config.blur_sigma)) * config.scale
         if blur > 0:
-            image = _gaussian_blur(image, blur)
+            image = gaussian_blur(image, blur)
     if u[2] < config.contrast_prob:
         contrast = float(np.interp(u[3], [0, 1], config.contrast_blend))
         image = (1 - contrast) * image + contrast * image.mean()
@@ -421,7 +436,7 @@ def render_sample(config: ShapesWorldConfig, seed: int) -> ShapesSample:
     metadata, error = _wrong_caption(config, caption_rng, true_metadata, seen)
     clutter = _add_clutter(config, clutter_rng, image, boxes)
     image, corruptions = _degrade(config, image_rng, image)
-    corruptions = Corruptions(corruptions.blur_sigma, corruptions.contrast_blend, corruptions.noise_std, clutter, cut)
+    corruptions = replace(corruptions, clutter=clutter, cut=cut)
     pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     return ShapesSample(pixels, metadata["prompt"], metadata, tuple(drawn), true_metadata, error, corruptions)
 

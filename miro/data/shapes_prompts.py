@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,12 +89,13 @@ _NUMBERS = {word: n for n, word in NUMBER_WORDS.items()}
 
 
 def _read(text: str) -> Metadata | None:
+    """Metadata for text of a template's shape (at most one template matches), before the exact check."""
     if m := _ONE.fullmatch(text):
         color = m["c0"]
         return make_metadata("colors" if color else "single_object", [clause(m["s0"], color=color)])
     if m := _COUNT.fullmatch(text):
         return make_metadata("counting", [clause(m["s0"], _NUMBERS[m["n"]])])
-    if m := _POSITION.fullmatch(text):  # before _TWO: neither template contains the other's joint word
+    if m := _POSITION.fullmatch(text):
         return make_metadata("position", [clause(m["s1"]), clause(m["s0"], position=(m["rel"], 0))])
     if (m := _TWO.fullmatch(text)) and bool(m["c0"]) == bool(m["c1"]):
         tag = "color_attr" if m["c0"] else "two_object"
@@ -108,16 +110,14 @@ def parse_caption(text: str) -> Metadata | None:
 
 
 def relative_position(box_a: Box, box_b: Box, c: float = 0.1) -> set[str]:
-    """GenEval's relations of A to B (reference/geneval.md): offsets shrunk by c * (diag_A + diag_B)."""
-    ca = ((box_a[0] + box_a[2]) / 2, (box_a[1] + box_a[3]) / 2)
-    cb = ((box_b[0] + box_b[2]) / 2, (box_b[1] + box_b[3]) / 2)
-    dim_a = ((box_a[2] - box_a[0]) ** 2 + (box_a[3] - box_a[1]) ** 2) ** 0.5
-    dim_b = ((box_b[2] - box_b[0]) ** 2 + (box_b[3] - box_b[1]) ** 2) ** 0.5
-    offset = (ca[0] - cb[0], ca[1] - cb[1])
-    revised = [max(abs(o) - c * (dim_a + dim_b), 0.0) * (1 if o > 0 else -1 if o < 0 else 0) for o in offset]
-    norm = (offset[0] ** 2 + offset[1] ** 2) ** 0.5
+    """GenEval's relations of A to B: the centre offset shrinks per axis by c x (size_A + size_B) on that
+    axis (the reference's dim = (w, h)), then is read in units of the raw offset's length."""
+    offset = ((box_a[0] + box_a[2] - box_b[0] - box_b[2]) / 2, (box_a[1] + box_a[3] - box_b[1] - box_b[3]) / 2)
+    sizes = (box_a[2] - box_a[0] + box_b[2] - box_b[0], box_a[3] - box_a[1] + box_b[3] - box_b[1])
+    revised = [math.copysign(max(abs(o) - c * s, 0.0), o) for o, s in zip(offset, sizes)]
     if all(abs(r) < 1e-3 for r in revised):
         return set()
+    norm = (offset[0] ** 2 + offset[1] ** 2) ** 0.5
     dx, dy = revised[0] / norm, revised[1] / norm
     relations = set()
     if dx < -0.5:
@@ -201,12 +201,11 @@ def shapes_geneval_prompts(config: ShapesWorldConfig, max_per_tag: int = 24) -> 
             [clause(a, color=ca), clause(b, color=cb)] for a, b in pairs for ca in colors for cb in colors if ca != cb
         ],
     }
-    prompts = []
+    prompts: list[Metadata] = []
     for tag in TAGS:
         rows = [make_metadata(tag, include) for include in by_tag[tag]]
-        if len(rows) > max_per_tag:
-            rows = sorted(sorted(rows, key=_hash_key)[:max_per_tag], key=lambda r: rows.index(r))
-        prompts.extend(rows)
+        kept = set(sorted(_hash_key(r) for r in rows)[:max_per_tag])
+        prompts.extend(r for r in rows if _hash_key(r) in kept)
     return prompts
 
 
@@ -217,12 +216,13 @@ def _hash_key(metadata: Metadata) -> str:
 def split_prompts(prompts: Sequence[Metadata]) -> tuple[list[Metadata], list[Metadata]]:
     """(validation, test): disjoint halves with every tag in both, for tuning on one and reporting the other.
 
-    Within each tag, prompts are ordered by a hash of their text and dealt alternately, so the split
-    does not depend on list order and each half holds half of every tag (the odd one goes to validation).
+    Within each tag (in GenEval's order), prompts are ordered by a hash of their text and dealt
+    alternately, so the split does not depend on list order and each half holds half of every tag (the
+    odd one goes to validation).
     """
     validation: list[Metadata] = []
     test: list[Metadata] = []
-    for tag in dict.fromkeys(p["tag"] for p in prompts):
+    for tag in TAGS:
         rows = sorted((p for p in prompts if p["tag"] == tag), key=_hash_key)
         validation.extend(copy.deepcopy(rows[0::2]))
         test.extend(copy.deepcopy(rows[1::2]))
