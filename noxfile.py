@@ -22,7 +22,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
-@nox.session
+@nox.session(default=False)
 def lint(session: nox.Session) -> None:
     """Check style with ruff and types with mypy on miro/ and harness/."""
     install_project(session, "lint")
@@ -30,11 +30,18 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", "miro", "harness")
 
 
-@nox.session
+@nox.session(default=False)
 def sweep(session: nox.Session) -> None:
     """Run a sweep end to end (default: the embedded shapes world, locally): nox -s sweep -- [sweep] [options]."""
     install_project(session)
     session.run("python", "-m", "harness.sweep", *session.posargs)
+
+
+@nox.session(default=False)
+def report(session: nox.Session) -> None:
+    """Rebuild a sweep's HTML report from its stored results (never retrains): nox -s report -- <sweep dir>."""
+    install_project(session)
+    session.run("python", "-m", "reports", *session.posargs)
 
 
 @nox.session(default=False)

@@ -44,3 +44,17 @@ def test_shapes_data_is_prepared_once_and_shared_by_arms(tmp_path):
     assert first.rewards.shape[1] == 3 and second.rewards.shape[1] == 1
     assert (first.rewards[:, 2] == second.rewards[:, 0]).all()  # same bins
     assert 0 <= float(first.rewards.min()) and float(first.rewards.max()) <= 1
+
+
+def test_annotate_prints_statistics_and_correlations_and_resumes(tmp_path, capsys):
+    out = tmp_path / "annotations.parquet"
+    main(["annotate", "--samples", "64", "--out", str(out), "--batch-size", "32"])
+    first = capsys.readouterr().out
+    assert "annotated 64 samples" in first and "correlations" in first and "shapes_quality" in first
+    main(["annotate", "--samples", "64", "--out", str(out)])
+    assert "annotated 0 samples (64 already done)" in capsys.readouterr().out
+
+
+def test_annotate_folder_needs_a_path(tmp_path):
+    with pytest.raises(SystemExit, match="--path is required for --source folder"):
+        main(["annotate", "--source", "folder", "--out", str(tmp_path / "a.parquet")])
