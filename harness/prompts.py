@@ -1,0 +1,97 @@
+"""Prompt sets for evaluation: the shapes world's GenEval set, GenEval's own metadata, PartiPrompts.
+
+Every set becomes a list of `Prompt`s with the line written to each prompt folder's `metadata.jsonl`.
+GenEval-format sets (shapes, GenEval) carry their parsed `PromptSpec`, so the folder is judged by the
+very same GenEval code and also reads in the reference tools. PartiPrompts (the paper's set for reward
+means) is read from a user-given TSV or fetched at the pinned commit with a checksum, like GenEval's files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.geneval.metadata import PromptSpec, download_geneval_files, fetch_verified, parse_prompt, read_metadata
+from miro.errors import MiroError
+
+if TYPE_CHECKING:
+    from miro.data.shapes import ShapesWorldConfig
+
+PARTI_COMMIT = "5a657978134374ce28973948331b319adef164bd"
+PARTI_URL = f"https://raw.githubusercontent.com/google-research/parti/{PARTI_COMMIT}/PartiPrompts.tsv"
+PARTI_SHA256 = "fab29e41bb512a169b56acab4cf2a41dcb675e285df2efcde6640c7dd3c440eb"
+PARTI_COLUMNS = ("Prompt", "Category", "Challenge", "Note")
+NAMED_SETS = ("shapes", "shapes-validation", "shapes-test", "geneval", "parti")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt: its index in the set (the folder name and part of every image's seed), its text, a
+    group label (GenEval tag or Parti category), the metadata.jsonl line, and GenEval's spec when it has one."""
+
+    index: int
+    text: str
+    group: str
+    metadata: str
+    spec: PromptSpec | None = None
+
+
+def from_specs(specs: list[PromptSpec]) -> list[Prompt]:
+    return [Prompt(i, s.prompt, s.tag, s.source, s) for i, s in enumerate(specs)]
+
+
+def read_partiprompts(path: str | Path) -> list[Prompt]:
+    """PartiPrompts.tsv (tab separated, header Prompt / Category / Challenge / Note), one prompt a row."""
+    path = Path(path)
+    if not path.is_file():
+        raise MiroError(f"PartiPrompts file not found at {path}; pass the path to PartiPrompts.tsv or use --prompts parti to fetch it")
+    with open(path, newline="", encoding="utf-8") as fp:
+        reader = csv.DictReader(fp, delimiter="\t")
+        if tuple(reader.fieldnames or ()) != PARTI_COLUMNS:
+            raise MiroError(f"{path}: header is {reader.fieldnames}, expected {list(PARTI_COLUMNS)} (tab separated)")
+        rows = list(reader)
+    prompts = []
+    for i, row in enumerate(rows):
+        if not (row["Prompt"] or "").strip():
+            raise MiroError(f"{path}:{i + 2}: empty prompt; fix or delete the row")
+        line = json.dumps({"prompt": row["Prompt"], "category": row["Category"], "challenge": row["Challenge"]})
+        prompts.append(Prompt(i, row["Prompt"], row["Category"], line))
+    return prompts
+
+
+def download_partiprompts(dest_dir: str | Path) -> Path:
+    """Fetch PartiPrompts.tsv at the pinned commit into `dest_dir`, refusing a file whose sha256 differs."""
+    return fetch_verified(PARTI_URL, Path(dest_dir) / "PartiPrompts.tsv", PARTI_SHA256)
+
+
+def shapes_prompts(world: ShapesWorldConfig, split: str = "") -> list[Prompt]:
+    """The shapes world's GenEval prompt set (`miro.data.shapes_prompts`), or its `validation` / `test` half
+    (tune guidance and targets on one, report the other)."""
+    from miro.data.shapes_prompts import shapes_geneval_prompts, split_prompts
+
+    metadata = shapes_geneval_prompts(world)
+    if split:
+        metadata = dict(zip(("validation", "test"), split_prompts(metadata)))[split]
+    return from_specs([parse_prompt(m, f"shapes prompt {i}") for i, m in enumerate(metadata)])
+
+
+def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: str | Path = "~/.cache/miro/benchmarks") -> list[Prompt]:
+    """`shapes`, `shapes-validation`, `shapes-test` (need `world`), `geneval` or `parti` (fetched into `cache`
+    with a checksum), or a path: *.tsv is read as PartiPrompts, *.jsonl as GenEval metadata."""
+    cache = Path(cache).expanduser()
+    if which.startswith("shapes") and which in NAMED_SETS:
+        if world is None:
+            raise MiroError(f"--prompts {which} needs a shapes-world checkpoint; pass --prompts geneval, parti or a file for other runs")
+        return shapes_prompts(world, which.partition("-")[2])
+    if which == "geneval":
+        return from_specs(read_metadata(download_geneval_files(cache / "geneval")[0]))
+    if which == "parti":
+        return read_partiprompts(download_partiprompts(cache / "partiprompts"))
+    path = Path(which)
+    if path.suffix == ".tsv":
+        return read_partiprompts(path)
+    if path.suffix == ".jsonl":
+        return from_specs(read_metadata(path))
+    raise MiroError(f'--prompts "{which}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv (PartiPrompts) or .jsonl (GenEval metadata) file')
