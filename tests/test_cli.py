@@ -49,10 +49,10 @@ def test_shapes_data_is_prepared_once_and_shared_by_arms(tmp_path):
 def test_annotate_prints_statistics_and_correlations_and_resumes(tmp_path, capsys):
     out = tmp_path / "annotations.parquet"
     main(["annotate", "--samples", "64", "--out", str(out), "--batch-size", "32"])
-    first = capsys.readouterr().out
-    assert "annotated 64 samples" in first and "correlations" in first and "shapes_quality" in first
+    first = capsys.readouterr()
+    assert "annotated 64 samples" in first.err and "correlations" in first.out and "shapes_quality" in first.out
     main(["annotate", "--samples", "64", "--out", str(out)])
-    assert "annotated 0 samples (64 already done)" in capsys.readouterr().out
+    assert "annotated 0 samples (64 already done)" in capsys.readouterr().err
 
 
 def test_annotate_folder_needs_a_path(tmp_path):

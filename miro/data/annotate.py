@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -339,7 +340,7 @@ def annotate(
         parts.replace_all(table, {"format": FORMAT, "scorers": scorers_all, "shard": shard})
     report.seconds = time.perf_counter() - start
     if progress:
-        tqdm.write(report.line())
+        tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
     return report
 
 

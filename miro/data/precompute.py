@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -269,7 +270,7 @@ def precompute(
             flush()
     report.seconds = time.perf_counter() - start
     if progress:
-        tqdm.write(report.line())
+        tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
     return report
 
 
