@@ -1,0 +1,69 @@
+"""The report's opening facts: what each arm is (its diff against its baseline), the sampler it was
+evaluated with in both guidance forms, the data and compute used, and the manifest of the run."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from miro.conventions import scale_to_cfg_rate
+from reports import formatting
+from reports.results import SweepResults, SweepSpec
+
+
+def describe(value: Any) -> str:
+    """A config value as one short string (lists joined, empty ones named)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]" if value else "[] (none)"
+    return str(value)
+
+
+def guidance(config: dict[str, Any]) -> str:
+    """'g = 4 (MIRO cfg_rate w = 3)': the common form and the released code's, converted by miro.conventions."""
+    scale = config.get("sample", {}).get("guidance_scale")
+    if scale is None:
+        return "–"
+    return f"g = {scale:g} (MIRO cfg_rate w = {scale_to_cfg_rate(scale):g})"
+
+
+def arms_overview(spec: SweepSpec) -> pd.DataFrame:
+    """One row per arm: baseline, declared ablation, every config difference, training rewards, guidance, time."""
+    seconds = spec.compute.get("train_seconds", {})
+    return pd.DataFrame([{
+        "arm": a.name, "baseline": a.baseline or "–", "ablates": ", ".join(a.ablates) or "–",
+        "differs from baseline in": "; ".join(f"{k}: {describe(b)} → {describe(v)}" for k, (b, v) in a.diff.items()) or "–",
+        "training rewards": ", ".join(a.training_rewards) or "none",
+        "guidance": guidance(a.config),
+        "train time (all seeds)": formatting.duration(seconds[a.name]) if a.name in seconds else "–",
+    } for a in spec.arms])
+
+
+def data_and_compute(results: SweepResults) -> list[tuple[str, str]]:
+    """(label, value) facts: training data of the reference arm, evaluation set size, compute totals."""
+    spec, metrics = results.spec, results.metrics
+    first = spec.arm(spec.reference or spec.arms[0].name).config.get("data", {})
+    facts = [("training data", ", ".join(f"{k} = {v}" for k, v in first.items() if v != "")),
+             ("seeds", ", ".join(map(str, spec.seeds))),
+             ("evaluated steps", ", ".join(map(str, spec.eval_steps))),
+             ("evaluation prompts", str(metrics["prompt_id"].nunique())),
+             ("images per prompt and seed", str(metrics["sample"].nunique())),
+             ("units finished", f"{spec.finished_units} of {spec.expected_units}")]
+    seconds = spec.compute.get("train_seconds", {})
+    if seconds:
+        facts.append(("training time, all arms", formatting.duration(sum(seconds.values()))))
+    facts += [(key.replace("_", " "), describe(value)) for key, value in spec.compute.items() if key != "train_seconds"]
+    return facts
+
+
+def manifest_items(spec: SweepSpec) -> dict[str, list[tuple[str, str]]]:
+    """Section -> (name, value) rows: code, devices, packages, conventions, scorer fingerprints."""
+    manifest = spec.manifest
+    git = manifest.get("git", {})
+    dirty = {True: " (uncommitted changes)", False: " (clean)"}.get(git.get("dirty"), "")
+    return {
+        "code and device": [("git commit", f"{git.get('sha') or 'unknown'}{dirty}"), ("device", str(manifest.get("device", "unknown"))),
+                            ("seeds", ", ".join(map(str, spec.seeds)))],
+        "conventions": [(k, str(v)) for k, v in manifest.get("conventions", {}).items()],
+        "packages": [(k, str(v)) for k, v in sorted(manifest.get("packages", {}).items())],
+        "scorer fingerprints": [(k, str(v)) for k, v in sorted(manifest.get("scorer_fingerprints", {}).items())],
+    }

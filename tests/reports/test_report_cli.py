@@ -1,0 +1,22 @@
+"""`python -m reports <sweep dir> [--out]`: writes the report, or prints one line saying what to fix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from synthetic_sweep import write_synthetic_sweep
+
+from reports.__main__ import main
+
+
+def test_cli_writes_the_report_and_its_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_synthetic_sweep(tmp_path / "sweep", prompts=12, samples=1, seeds=(0,), optional=False)
+    assert main([str(root), "--out", str(tmp_path / "out" / "r.html")]) == 0
+    assert (tmp_path / "out" / "r.html").is_file() and (tmp_path / "out" / "r_tables" / "main_table.csv").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_names_a_missing_sweep_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "sweep.json not found" in err and "\n" not in err
