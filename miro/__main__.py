@@ -62,6 +62,7 @@ def annotate_command(args: argparse.Namespace) -> None:
     from miro.data.shapes import ShapesDataset, ShapesWorldConfig
     from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 
+    source: DatasetSource | ImageFolderSource | WebDatasetSource
     if args.source == "shapes":
         source = DatasetSource(ShapesDataset(ShapesWorldConfig(resolution=args.resolution), args.samples, args.seed))
     elif not args.path:

@@ -71,7 +71,6 @@ def test_baseline_checkpoint_takes_no_targets():
 
 def test_a_trained_checkpoint_loads_for_sampling(tmp_path):
     from core_fixtures import ToyDataset
-
     from miro.inference import load_generator
     from miro.train import train
 
