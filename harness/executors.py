@@ -1,0 +1,334 @@
+"""Executors: run units on this machine (local), in this very process (debug) or on SLURM, all through submitit.
+
+`submit_units` submits every unit whose dependencies are done, packing units that ask for the same resources
+into one job array (one sbatch call, one scheduler entry: annotation and scoring shards), then `UnitRun.wait`
+polls until every unit is done, failed, cancelled or blocked (a dependency failed); `max_running` caps the
+jobs out at once (on one machine: how many units run side by side). Units already done in the
+store are skipped, and a unit another live runner has claimed (say, a second sweep that shares it) is watched
+rather than submitted again. By default a failure does not stop independent units; `fail_fast=True` cancels
+the rest. `retry` runs only the units that failed.
+
+Polling does not hammer the scheduler: each poll makes one `sacct` call for every outstanding job at once
+(submitit's SlurmInfoWatcher batches the ids), polls are `poll_s` apart (default 30 s on SLURM, never under
+1 s), and cancelling many jobs is one `scancel`. Units with several tasks (tasks_per_node x nodes > 1) run
+one process per task, each joining torch.distributed through the variables `UnitJob` exports.
+
+The debug executor runs each unit in this process when it is polled and opens pdb on a failure: use it to
+step through a unit, not to run a sweep.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.local.debug import DebugJob
+from submitit.slurm.slurm import SlurmJob, _make_sbatch_string
+from tqdm import tqdm
+
+from harness.store import FINAL_STATES, Store
+from harness.units import Unit, UnitJob, owner_token, resolve_function
+from miro.errors import MiroError, did_you_mean, unknown_name_error
+
+EXECUTOR_KINDS = ("local", "debug", "slurm")
+DEFAULT_POLL_S = {"slurm": 30.0, "local": 1.0, "debug": 1.0}
+MIN_POLL_S = 1.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # what a job's python must find on its path
+
+
+@dataclass(frozen=True)
+class SlurmResources:
+    """What one job asks for. Units override fields through `Unit.resources`; the local executor uses
+    time_min, tasks_per_node, gpus_per_node and signal_delay_s; debug runs one process with no limits."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_min: int = 60
+    nodes: int = 1
+    tasks_per_node: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float | None = None
+    constraint: str | None = None
+    array_parallelism: int = 256  # most array tasks running at once
+    signal_delay_s: int = 90  # USR2 this long before the time limit: checkpoint and requeue
+    additional_parameters: tuple[tuple[str, Any], ...] = ()  # other sbatch options, e.g. {"exclusive": True}
+
+    def __post_init__(self) -> None:
+        if isinstance(self.additional_parameters, Mapping):  # accept a dict, keep a hashable form
+            object.__setattr__(self, "additional_parameters", tuple(sorted(self.additional_parameters.items())))
+        for name in ("time_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism"):
+            if getattr(self, name) < 1:
+                raise MiroError(f"SlurmResources.{name} = {getattr(self, name)} must be at least 1")
+        if self.gpus_per_node < 0 or (self.mem_gb is not None and self.mem_gb <= 0):
+            raise MiroError("SlurmResources.gpus_per_node must be >= 0 and mem_gb > 0 (or None for the partition default)")
+        if self.time_min * 60 - self.signal_delay_s <= 60:
+            raise MiroError(f"SlurmResources: time_min * 60 - signal_delay_s = {self.time_min * 60 - self.signal_delay_s} s must exceed 60 s "
+                            "(SLURM may signal up to 60 s early; less makes every restart time out at once): raise time_min or lower signal_delay_s")
+
+    def override(self, changes: Mapping[str, Any]) -> SlurmResources:
+        """These resources with a unit's overrides, refusing unknown field names."""
+        names = [f.name for f in fields(self)]
+        for name in changes:
+            if name not in names:
+                raise unknown_name_error("resource", name, names)
+        return replace(self, **changes)
+
+
+def _slurm_parameters(r: SlurmResources, name: str) -> dict[str, Any]:
+    """SlurmExecutor's parameters (sbatch options) for `r`; None leaves an option to the cluster's default."""
+    return {
+        "job_name": name, "partition": r.partition, "account": r.account, "qos": r.qos, "time": r.time_min,
+        "nodes": r.nodes, "ntasks_per_node": r.tasks_per_node, "gpus_per_node": r.gpus_per_node or None,
+        "cpus_per_task": r.cpus_per_task, "mem": None if r.mem_gb is None else f"{round(r.mem_gb * 1024)}M",
+        "constraint": r.constraint, "array_parallelism": r.array_parallelism, "signal_delay_s": r.signal_delay_s,
+        "additional_parameters": dict(r.additional_parameters) or None,
+        "setup": [f"export PYTHONPATH={shlex.quote(str(PROJECT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
+    }
+
+
+def render_sbatch(resources: SlurmResources, folder: Path | str, *, name: str = "miro", array_size: int | None = None) -> str:
+    """The exact sbatch script submitit would submit for these resources (for --dry-run; needs no cluster)."""
+    command = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(Path(folder).absolute()))}"
+    return _make_sbatch_string(command=command, folder=Path(folder).absolute(), map_count=array_size,
+                               **_slurm_parameters(resources, name))
+
+
+@dataclass(frozen=True)
+class Executor:
+    """A submitit executor, what kind it is, and the resources a unit gets unless it overrides them."""
+
+    kind: str
+    inner: submitit.Executor
+    resources: SlurmResources
+
+    def parameters(self, resources: SlurmResources, name: str) -> dict[str, Any]:
+        if self.kind == "slurm":
+            return _slurm_parameters(resources, name)
+        if resources.nodes > 1 or (self.kind == "debug" and resources.tasks_per_node > 1):
+            raise MiroError(f"the {self.kind} executor runs on one node{' in one process' if self.kind == 'debug' else ''}: "
+                            f"lower nodes / tasks_per_node, or use the slurm executor")
+        if self.kind == "debug":
+            return {}
+        return {"timeout_min": resources.time_min, "tasks_per_node": resources.tasks_per_node,
+                "gpus_per_node": resources.gpus_per_node, "signal_delay_s": resources.signal_delay_s}
+
+
+def make_executor(kind: str, folder: Path | str, resources: SlurmResources | None = None, *, max_timeouts: int = 20) -> Executor:
+    """An executor writing its job files and logs under `folder`; a job requeued on timeout more than
+    `max_timeouts` times is given up (training in slices of a time limit needs several)."""
+    resources = resources or SlurmResources()
+    if kind not in EXECUTOR_KINDS:
+        raise unknown_name_error("executor", kind, EXECUTOR_KINDS)
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        raise MiroError("executor slurm: sbatch is not on PATH; run on a SLURM login node (or start the test cluster: scripts/slurm/start.sh), or use --executor local")
+    inner: submitit.Executor
+    if kind == "debug":
+        inner = submitit.DebugExecutor(folder)
+    elif kind == "local":
+        inner = submitit.LocalExecutor(folder, max_num_timeout=max_timeouts)
+    else:
+        inner = submitit.SlurmExecutor(folder, max_num_timeout=max_timeouts)
+    executor = Executor(kind, inner, resources)
+    inner.update_parameters(**executor.parameters(resources, "miro"))
+    return executor
+
+
+# --------------------------------------------------------------------------------------------------
+# looking at jobs
+# --------------------------------------------------------------------------------------------------
+def _finished(jobs: Sequence[submitit.Job[Any]]) -> list[bool]:
+    """Which jobs have ended, with at most one scheduler query for all of them."""
+    if any(isinstance(job, SlurmJob) for job in jobs):
+        SlurmJob.watcher.update()  # one sacct call for every registered, unfinished job
+    return [job.task(0).paths.result_pickle.exists() or job.watcher.is_done(job.job_id, mode="cache")
+            if isinstance(job, SlurmJob) else job.done() for job in jobs]
+
+
+def _outcome(job: submitit.Job[Any]) -> str:
+    """What rank 0's function returned ("done" or "busy"), "error: ..." or "no result" (killed)."""
+    if not isinstance(job, DebugJob):
+        if not job.task(0).paths.result_pickle.exists() and "COMPLETED" not in _scheduler_state(job):
+            return "no result"  # (for a COMPLETED job, result() waits a while for a shared FS to show the file)
+        job = job.task(0)
+    try:
+        return str(job.result())
+    except Exception as error:  # submitit's FailedJobError carries the remote traceback
+        return f"error: {error}"
+
+
+def _scheduler_state(job: submitit.Job[Any]) -> str:
+    return job.watcher.get_state(job.job_id, mode="cache") if isinstance(job, SlurmJob) else job.state
+
+
+def _cancel_jobs(jobs: Sequence[submitit.Job[Any]]) -> None:
+    slurm_ids = [job.job_id for job in jobs if isinstance(job, SlurmJob)]
+    if slurm_ids:
+        subprocess.run(["scancel", *slurm_ids], check=False)  # one call for all of them
+    for job in jobs:
+        if not isinstance(job, SlurmJob):
+            job.cancel(check=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# a run of units
+# --------------------------------------------------------------------------------------------------
+class UnitRun:
+    """Units being run by one executor; `states` holds each unit's final state once it has one."""
+
+    def __init__(self, executor: Executor, store: Store, units: Sequence[Unit], functions: Mapping[str, str], *,
+                 fail_fast: bool = False, max_running: int | None = None, poll_s: float | None = None, progress: bool = True) -> None:
+        if max_running is not None and max_running < 1:
+            raise MiroError(f"max_running = {max_running} must be at least 1 (or None for no limit)")
+        self.executor, self.store, self.fail_fast, self.progress = executor, store, fail_fast, progress
+        self.max_running = max_running
+        self.poll_s = max(MIN_POLL_S, DEFAULT_POLL_S[executor.kind] if poll_s is None else poll_s)
+        self.units = {unit.key: unit for unit in units}
+        if len(self.units) != len(units):
+            raise MiroError("submit_units got the same unit key twice: deduplicate the units first")
+        self.functions = dict(functions)
+        self.jobs: dict[str, submitit.Job[Any]] = {}
+        self.states: dict[str, str] = {}
+        self.watched: set[str] = set()  # units another runner was seen working on
+        self.stopped = False
+        self._check()
+
+    def _check(self) -> None:
+        """Refuse a mis-specified run before anything is submitted."""
+        for unit in self.units.values():
+            if unit.kind not in self.functions:
+                raise MiroError(f'no function for unit kind "{unit.kind}"{did_you_mean(unit.kind, self.functions)}: '
+                                f'pass functions={{"{unit.kind}": "module:function"}}')
+            resolve_function(self.functions[unit.kind])
+            self.store.inputs(unit.key)
+            self.executor.parameters(self.executor.resources.override(unit.resources), unit.kind)
+            for dep in unit.depends_on:
+                if dep not in self.units and self.store.state(dep) != "done":
+                    raise MiroError(f"unit {unit.key} depends on {dep}, which is neither in this run nor done in the store")
+
+    # ---- one step: settle ended jobs, then submit what is ready ----------------------------------
+    def step(self) -> bool:
+        """Poll once and submit what became ready; True when every unit has a final state."""
+        keys = list(self.jobs)
+        for key, ended in zip(keys, _finished([self.jobs[k] for k in keys])):
+            if ended and key in self.jobs:  # fail_fast may have cancelled it meanwhile
+                self._settle(key, self.jobs.pop(key))
+        if not self.stopped:
+            ready = self._ready()
+            self._submit(ready if self.max_running is None else ready[:max(0, self.max_running - len(self.jobs))])
+        if not self.jobs and not self._watching():
+            for key in self.units.keys() - self.states.keys():
+                self.states[key] = "blocked"  # a dependency failed, was cancelled, or fail_fast stopped the run
+        return len(self.states) == len(self.units)
+
+    def _watching(self) -> bool:
+        return any(self.store.live_claim(key) for key in self.units.keys() - self.states.keys())
+
+    def _ready(self) -> list[Unit]:
+        ready = []
+        for key, unit in self.units.items():
+            if key in self.states or key in self.jobs:
+                continue
+            state = self.store.state(key)
+            if state == "done" or (key in self.watched and state in FINAL_STATES and not self.store.live_claim(key)):
+                self.states[key] = state  # done, or finished by the other runner we watched
+            elif any(self.states[dep] != "done" for dep in unit.depends_on if dep in self.states):
+                self.states[key] = "blocked"
+            elif all(self.store.state(dep) == "done" for dep in unit.depends_on):
+                if self.store.live_claim(key):
+                    self.watched.add(key)
+                else:
+                    ready.append(unit)
+        return ready
+
+    def _submit(self, units: list[Unit]) -> None:
+        """One job array per group of units asking for the same resources."""
+        groups: dict[SlurmResources, list[Unit]] = {}
+        for unit in units:
+            groups.setdefault(self.executor.resources.override(unit.resources), []).append(unit)
+        inner = self.executor.inner
+        for resources, group in groups.items():
+            kinds = sorted({unit.kind for unit in group})
+            inner.update_parameters(**self.executor.parameters(resources, kinds[0] if len(kinds) == 1 else "miro"))
+            for unit in group:  # before submitting: a fast job must not find its "running" overwritten
+                self.store.set_state(unit.key, "pending", executor=self.executor.kind)
+            with inner.batch():
+                jobs = [inner.submit(UnitJob(self.store, unit, self.functions[unit.kind])) for unit in group]
+            for unit, job in zip(group, jobs):
+                self.jobs[unit.key] = job
+                self.store.log_event(unit.key, "submitted", job_id=job.job_id, executor=self.executor.kind)
+
+    def _settle(self, key: str, job: submitit.Job[Any]) -> None:
+        """Record the end of a job whose unit the runner could not record itself (killed, or failed early)."""
+        outcome, state = _outcome(job), self.store.state(key)
+        if outcome == "busy":
+            self.watched.add(key)  # another runner has it: watch, and take over if its claim goes stale
+            return
+        if state not in FINAL_STATES:
+            scheduler = _scheduler_state(job)
+            where = f"job {job.job_id} ({self.executor.kind}) ended {scheduler} with {outcome.splitlines()[0]}; logs: {job.task(0).paths.stderr}"
+            if scheduler.upper().startswith("CANCELLED"):
+                self.store.set_state(key, "cancelled", reason=where, job_id=job.job_id)
+            else:  # killed (time limit, memory, node failure) or failed before the runner could record it
+                error = {"traceback": outcome.removeprefix("error: ")} if outcome.startswith("error: ") else {}
+                self.store.set_state(key, "failed", reason=where, job_id=job.job_id, **error)
+            self._free(key, job)
+            state = self.store.state(key)
+        self.states[key] = state
+        if state == "failed" and self.fail_fast:
+            self.cancel()
+
+    def _free(self, key: str, job: submitit.Job[Any]) -> None:
+        """Drop the claim of a job the scheduler says is gone (or any stale one); leave another live runner's."""
+        if self.store.live_claim(key) in (None, owner_token(self.executor.kind, job.job_id)):
+            self.store.release(key, None)
+
+    # ---- public -----------------------------------------------------------------------------------
+    def wait(self) -> dict[str, str]:
+        """Poll every `poll_s` until every unit is done, failed, cancelled or blocked; returns key -> state."""
+        with tqdm(total=len(self.units), desc="units", unit="unit", disable=not self.progress, dynamic_ncols=True) as bar:
+            while not self.step():
+                bar.update(len(self.states) - bar.n)
+                bar.set_postfix(running=len(self.jobs), failed=sum(s == "failed" for s in self.states.values()))
+                time.sleep(self.poll_s)
+            bar.update(len(self.states) - bar.n)
+        return dict(self.states)
+
+    def cancel(self, keys: Sequence[str] | None = None) -> None:
+        """Cancel these units' jobs (default: all, and submit nothing more); their store state becomes cancelled."""
+        if keys is None:
+            self.stopped = True
+        chosen = [key for key in (self.jobs if keys is None else keys) if key in self.jobs]
+        jobs = [self.jobs.pop(key) for key in chosen]
+        _cancel_jobs(jobs)
+        for key, job in zip(chosen, jobs):
+            if self.store.state(key) not in FINAL_STATES:
+                self.store.set_state(key, "cancelled", reason=f"cancelled by the sweep (job {job.job_id})", job_id=job.job_id)
+            self._free(key, job)
+            self.states[key] = self.store.state(key)
+
+
+def submit_units(executor: Executor, store: Store, units: Sequence[Unit], functions: Mapping[str, str], *,
+                 fail_fast: bool = False, max_running: int | None = None, poll_s: float | None = None,
+                 progress: bool = True) -> UnitRun:
+    """Check the units, submit those that are ready, and return the run (call `.wait()` for the outcome).
+
+    `functions` maps each unit kind to its "module:function". Units must be registered in `store`.
+    """
+    run = UnitRun(executor, store, units, functions, fail_fast=fail_fast, max_running=max_running, poll_s=poll_s,
+                  progress=progress)
+    run.step()
+    return run
+
+
+def retry(executor: Executor, store: Store, units: Sequence[Unit], functions: Mapping[str, str], **options: Any) -> UnitRun:
+    """Submit again only those of `units` that failed."""
+    return submit_units(executor, store, [unit for unit in units if store.state(unit.key) == "failed"], functions, **options)

@@ -1,0 +1,303 @@
+"""The store of units of work: one folder per unit, named by a hash of everything that decides its result.
+
+A unit's key is `<kind>-<hash>` of its resolved inputs (config, code version, data and scorer fingerprints:
+whatever the caller says decides the result), so two sweeps that need the same unit find the same folder and
+compute it once, and a finished unit is skipped when a sweep is run again. Layout of `<root>/units/<key>/`:
+
+    inputs.json    what the key hashes (written once; a later writer must agree)
+    status.json    pending | running | done | failed (with traceback) | cancelled, replaced atomically
+    events.jsonl   every status change and requeue, with host, pid, job id and the job's log files
+    manifest.json  code, packages, device of the latest attempt
+    outputs.json   what the unit's function returned (written before the status says done)
+    claim.json     present while a runner owns the unit
+    work/          the unit function's own folder (checkpoints, images, ...); nothing here ever deletes it
+
+Concurrency: a runner claims a unit by creating claim.json with O_EXCL, which is atomic on local disks and on
+NFS v3+/Lustre/GPFS, naming itself by an owner string (harness.units.owner_token: the job id inside a job,
+so a requeued job takes its own claim back). While it works it touches the claim every `heartbeat_s`. A claim
+is stale, and another runner may take it over, when its heartbeat is older than `stale_after_s`, or at once
+when it names a process on this host that no longer exists. Breaking a stale claim renames it to a unique
+tombstone first, so of two runners that both judge it stale only one wins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from miro.errors import MiroError
+from miro.manifest import write_json_atomic
+
+STATES = ("pending", "running", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the few non-JSON types a resolved input may hold; anything else is refused."""
+    if isinstance(value, Path):
+        return value.as_posix()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not a plain value")
+
+
+def canonical_json(data: Any) -> str:
+    """One text per value: sorted keys, no whitespace, no NaN; the same on every machine and Python."""
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain)
+    except (TypeError, ValueError) as error:
+        raise MiroError(f"unit inputs must be plain JSON values (dict, list, str, number, bool, None, Path): {error}") from None
+
+
+def unit_key(kind: str, inputs: dict[str, Any]) -> str:
+    """`<kind>-<16 hex>` from the SHA-256 of the canonical JSON of (kind, inputs)."""
+    if not KIND_PATTERN.fullmatch(kind):
+        raise MiroError(f'unit kind "{kind}" must be lower case letters, digits and "_", starting with a letter')
+    digest = hashlib.sha256(canonical_json({"kind": kind, "inputs": inputs}).encode()).hexdigest()
+    return f"{kind}-{digest[:16]}"
+
+
+def _pid_gone(host: str, pid: int) -> bool:
+    """True when `pid` names a process of this host that has exited (its runner died holding the claim)."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        pass
+    return False
+
+
+def _claim_content(owner: str) -> dict[str, Any]:
+    return {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _detail(record: dict[str, Any]) -> str | None:
+    """Why a unit is where it is: the reason it was cancelled, or the last line of its traceback."""
+    if record.get("reason"):
+        return str(record["reason"])
+    lines = str(record.get("traceback") or "").strip().splitlines()
+    return lines[-1] if lines else None
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    """One line of `Store.status()`."""
+
+    key: str
+    kind: str
+    state: str
+    updated: str | None
+    detail: str | None  # the last line of a traceback, or why a unit was cancelled
+    claimed_by: str | None  # the owner of a live claim
+
+
+@dataclass(frozen=True)
+class Store:
+    """A store rooted at `root` (any folder every runner can see: a laptop disk or a cluster's shared FS)."""
+
+    root: Path
+    heartbeat_s: float = 30.0
+    stale_after_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).absolute())
+        if self.stale_after_s <= 2 * self.heartbeat_s:
+            raise MiroError(f"Store.stale_after_s ({self.stale_after_s}) must exceed twice heartbeat_s ({self.heartbeat_s}), or live claims look stale")
+
+    # ---- folders and records ----------------------------------------------------------------------
+    def unit_dir(self, key: str) -> Path:
+        return self.root / "units" / key
+
+    def work_dir(self, key: str) -> Path:
+        """The unit function's own folder."""
+        return self.unit_dir(key) / "work"
+
+    def register(self, kind: str, inputs: dict[str, Any]) -> str:
+        """Create the unit's folder (once) and return its key; registering again is a no-op."""
+        key = unit_key(kind, inputs)
+        folder = self.unit_dir(key)
+        path = folder / "inputs.json"
+        record = json.loads(canonical_json({"kind": kind, "inputs": inputs}))
+        if path.is_file():
+            if json.loads(path.read_text()) != record:
+                raise MiroError(f"{path} does not match its key {key}: the store is corrupt; move the folder away and run again")
+            return key
+        (folder / "work").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, record)
+        if not (folder / "status.json").is_file():
+            self.set_state(key, "pending")
+        return key
+
+    def inputs(self, key: str) -> dict[str, Any]:
+        path = self.unit_dir(key) / "inputs.json"
+        if not path.is_file():
+            raise MiroError(f"unit {key} is not in the store at {self.root}: register it first (Store.register)")
+        return json.loads(path.read_text())
+
+    def record(self, key: str) -> dict[str, Any]:
+        """The unit's status record ({"state": ..., "updated": ..., ...})."""
+        path = self.unit_dir(key) / "status.json"
+        return json.loads(path.read_text()) if path.is_file() else {"state": "pending", "updated": None}
+
+    def state(self, key: str) -> str:
+        return str(self.record(key)["state"])
+
+    def set_state(self, key: str, state: str, **fields: Any) -> None:
+        """Replace the status record atomically and append the change to events.jsonl."""
+        if state not in STATES:
+            raise MiroError(f'unknown unit state "{state}"; allowed: {", ".join(STATES)}')
+        record = {"state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
+                  "pid": os.getpid(), **fields}
+        write_json_atomic(self.unit_dir(key) / "status.json", record)
+        self.log_event(key, state, **fields)
+
+    def log_event(self, key: str, event: str, **fields: Any) -> None:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, "host": socket.gethostname(),
+                "pid": os.getpid(), **fields}
+        with (self.unit_dir(key) / "events.jsonl").open("a") as log:
+            log.write(json.dumps(line, default=str) + "\n")
+
+    def attempts(self, key: str) -> int:
+        """How many times a runner has started the unit (requeues included), from events.jsonl."""
+        path = self.unit_dir(key) / "events.jsonl"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        return sum(json.loads(line)["event"] == "running" for line in lines)
+
+    def write_outputs(self, key: str, outputs: dict[str, Any]) -> None:
+        write_json_atomic(self.unit_dir(key) / "outputs.json", outputs)
+
+    def outputs(self, key: str) -> dict[str, Any]:
+        path = self.unit_dir(key) / "outputs.json"
+        if not path.is_file():
+            raise MiroError(f"unit {key} has no outputs yet (state: {self.state(key)})")
+        return json.loads(path.read_text())
+
+    def status(self) -> dict[str, UnitStatus]:
+        """A summary line per unit in the store."""
+        summary: dict[str, UnitStatus] = {}
+        folder = self.root / "units"
+        for unit in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not (unit / "inputs.json").is_file():
+                continue
+            record = self.record(unit.name)
+            summary[unit.name] = UnitStatus(
+                key=unit.name, kind=json.loads((unit / "inputs.json").read_text())["kind"], state=record["state"],
+                updated=record.get("updated"), detail=_detail(record), claimed_by=self.live_claim(unit.name))
+        return summary
+
+    # ---- claims -----------------------------------------------------------------------------------
+    def _claim_path(self, key: str) -> Path:
+        return self.unit_dir(key) / "claim.json"
+
+    def _read_claim(self, key: str) -> tuple[dict[str, Any], float] | None:
+        """(content, age of the last heartbeat in s), or None without a claim. A half-written claim reads as {}."""
+        path = self._claim_path(key)
+        try:
+            text, mtime = path.read_text(), path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        try:
+            content = json.loads(text)
+        except json.JSONDecodeError:
+            content = {}
+        return content, time.time() - mtime
+
+    def _is_stale(self, claim: tuple[dict[str, Any], float]) -> bool:
+        content, age = claim
+        gone = "host" in content and "pid" in content and _pid_gone(content["host"], int(content["pid"]))
+        return gone or age > self.stale_after_s
+
+    def live_claim(self, key: str) -> str | None:
+        """The owner of a claim that is not stale, else None."""
+        claim = self._read_claim(key)
+        if claim is None or self._is_stale(claim):
+            return None
+        return str(claim[0].get("owner", "?"))
+
+    def try_claim(self, key: str, owner: str) -> bool:
+        """Claim the unit for `owner`: True if it is now theirs (new, already theirs, or taken over when stale)."""
+        for _ in range(3):
+            try:
+                fd = os.open(self._claim_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                claim = self._read_claim(key)
+                if claim is None:
+                    continue  # released meanwhile
+                if claim[0].get("owner") == owner:
+                    write_json_atomic(self._claim_path(key), _claim_content(owner))  # a requeued job: new pid
+                    return True
+                if not self._is_stale(claim) or not self._break_claim(key, claim[0]):
+                    return False
+                continue
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(_claim_content(owner)))
+            return True
+        return False
+
+    def _break_claim(self, key: str, seen: dict[str, Any]) -> bool:
+        """Remove the claim judged stale (content `seen`); False when another runner replaced it meanwhile."""
+        tombstone = self._claim_path(key).with_name(f".claim-broken-{uuid.uuid4().hex}")
+        try:
+            os.rename(self._claim_path(key), tombstone)
+        except FileNotFoundError:
+            return True
+        try:
+            moved = json.loads(tombstone.read_text())
+        except json.JSONDecodeError:
+            moved = {}
+        if moved != seen:  # we moved a fresh claim: put it back unless someone claimed meanwhile
+            try:
+                os.link(tombstone, self._claim_path(key))
+            except FileExistsError:
+                pass
+            tombstone.unlink()
+            return False
+        tombstone.unlink()
+        self.log_event(key, "claim broken", previous_owner=seen.get("owner"))
+        return True
+
+    def release(self, key: str, owner: str | None) -> None:
+        """Drop the claim if `owner` holds it; None drops anyone's (when the scheduler says its job is gone)."""
+        claim = self._read_claim(key)
+        if claim is not None and owner in (None, claim[0].get("owner")):
+            self._claim_path(key).unlink(missing_ok=True)
+
+    @contextmanager
+    def heartbeat(self, key: str) -> Iterator[None]:
+        """Touch the claim every `heartbeat_s` while the body runs, so other runners see it is alive."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_s):
+                try:
+                    os.utime(self._claim_path(key))
+                except FileNotFoundError:
+                    return
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{key}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
