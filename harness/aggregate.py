@@ -1,0 +1,151 @@
+"""Gather a sweep's finished units into its results folder, in the report's input contract (reports/results.py).
+
+Reads only what the units stored (never recomputes anything), so it runs in seconds and a partially
+finished sweep gives partial results: `finished_units` and `expected_units` tell the report what is missing.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import make_grid, save_image
+
+from ablations.arms import config_diff
+from harness.plan import Plan, PlannedUnit
+from harness.store import Store
+from miro.config import to_dict
+from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
+from miro.manifest import git_state, package_versions, write_json_atomic
+
+PER_IMAGE_METRICS = {"geneval_correct": "geneval"}  # images.jsonl column -> metric name; scorers keep their names
+NOT_METRICS = {"prompt_index", "sample", "seed", "prompt", "group", "file", "geneval_objects"}
+GRID_PROMPTS = 8
+FAILURES_PER_ARM = 3
+
+
+def finished(store: Store, units: list[PlannedUnit]) -> list[PlannedUnit]:
+    return [u for u in units if store.state(u.unit.key) == "done"]
+
+
+def metrics_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
+    """One row per (arm, seed, step, prompt, sample, metric)."""
+    frames = []
+    for planned in evaluations:
+        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
+        metrics = [c for c in rows.columns if c not in NOT_METRICS]
+        long = rows.melt(id_vars=["prompt_index", "group", "sample"], value_vars=metrics, var_name="metric")
+        single = rows[rows["group"] == "single_object"]
+        if "geneval_objects" in rows and len(single):
+            objects = single[["prompt_index", "group", "sample", "geneval_objects"]].rename(columns={"geneval_objects": "value"})
+            long = pd.concat([long, objects.assign(metric="objects_per_single_object_prompt")])
+        long["metric"] = long["metric"].replace(PER_IMAGE_METRICS)
+        frames.append(long.assign(arm=planned.arm, seed=planned.seed, step=planned.step))
+    columns = ["arm", "seed", "step", "prompt_id", "tag", "sample", "metric", "value"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames).rename(columns={"prompt_index": "prompt_id", "group": "tag"})
+    return table.dropna(subset=["value"]).astype({"value": float})[columns]
+
+
+def diversity_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
+    rows = []
+    for planned in evaluations:
+        summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
+        for name, m in summary["metrics"].items():
+            if name.startswith("diversity.") or name in ("fid", "kid"):
+                rows.append({"arm": planned.arm, "seed": planned.seed, "step": planned.step,
+                             "metric": name.removeprefix("diversity."), "value": m["value"],
+                             "low": m.get("low", float("nan")), "high": m.get("high", float("nan"))})
+    return pd.DataFrame(rows, columns=["arm", "seed", "step", "metric", "value", "low", "high"])
+
+
+def last_step_units(evaluations: list[PlannedUnit], seed: int) -> dict[str, PlannedUnit]:
+    """Per arm, its evaluation at the latest finished step for `seed`."""
+    chosen: dict[str, PlannedUnit] = {}
+    for planned in evaluations:
+        if planned.seed == seed and planned.arm and (planned.arm not in chosen or (planned.step or 0) > (chosen[planned.arm].step or 0)):
+            chosen[planned.arm] = planned
+    return chosen
+
+
+def write_grids(store: Store, chosen: dict[str, PlannedUnit], folder: Path) -> None:
+    """The same prompts and seeds for every arm: one row per prompt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for arm, planned in chosen.items():
+        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
+        rows = rows[rows["prompt_index"].isin(sorted(rows["prompt_index"].unique())[:GRID_PROMPTS])]
+        images = [pil_to_tensor(Image.open(f).convert("RGB")) for f in rows.sort_values(["prompt_index", "sample"])["file"]]
+        if images:
+            grid = make_grid(torch.stack(images).float() / 255, nrow=int(rows["sample"].nunique()), padding=1)
+            save_image(torch.nn.functional.interpolate(grid[None], scale_factor=2, mode="nearest")[0], folder / f"{arm}.png")
+
+
+def write_failures(store: Store, chosen: dict[str, PlannedUnit], results: Path) -> None:
+    """A few GenEval failures per arm with the detector's reasons, images copied into the sweep folder."""
+    images = results / "failures"
+    images.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for arm, planned in chosen.items():
+        path = store.work_dir(planned.unit.key) / "geneval.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        for n, row in enumerate([r for r in rows if not r["correct"]][:FAILURES_PER_ARM]):
+            target = images / f"{arm}-{n}.png"
+            shutil.copyfile(row["filename"], target)
+            lines.append({"arm": arm, "seed": planned.seed, "step": planned.step, "prompt": row["prompt"], "tag": row["tag"],
+                          "reason": row["reason"], "image": str(target.relative_to(results.parent))})
+    (results / "geneval_failures.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_eval: list[PlannedUnit]) -> dict[str, Any]:
+    sweep = plan.sweep
+    by_name = {arm.name: arm for arm in sweep.arms}
+    arms = []
+    for arm in sweep.arms:
+        base = by_name.get(arm.baseline) if arm.baseline else None
+        diff = config_diff(base.config, arm.config) if base else {}
+        arms.append({"name": arm.name, "baseline": arm.baseline, "ablates": list(arm.ablates),
+                     "diff": {k: list(v) for k, v in diff.items()}, "training_rewards": list(arm.config.rewards.conditioned),
+                     "config": to_dict(arm.config)})
+    train_seconds: dict[str, float] = {}
+    samples = 0
+    for planned in done_train:
+        outputs = store.outputs(planned.unit.key)
+        train_seconds[str(planned.arm)] = train_seconds.get(str(planned.arm), 0.0) + float(outputs.get("train_seconds", 0.0))
+        samples = int(outputs.get("samples", samples))
+    fingerprints: dict[str, str] = {}
+    device = "unknown"
+    for planned in done_eval:
+        summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
+        device = summary.get("throughput", {}).get("device", device)
+        fingerprints.update({k: v["fingerprint"] for k, v in summary["metrics"].items() if "fingerprint" in v})
+    expected = len(plan.data) + len(plan.train) + len(plan.evaluate)
+    finished_units = sum(store.state(u.unit.key) == "done" for _, units in plan.waves for u in units)
+    return {
+        "name": sweep.name, "description": sweep.description, "seeds": list(sweep.seeds), "eval_steps": list(sweep.eval_steps),
+        "arms": arms, "lower_is_better": ["fid", "kid"],
+        "manifest": {"git": git_state(), "packages": package_versions(), "device": device,
+                     "conventions": {"time": TIME_CONVENTION, "guidance": GUIDANCE_CONVENTION}, "scorer_fingerprints": fingerprints},
+        "compute": {"train_seconds": train_seconds, "samples": samples},
+        "expected_units": expected, "finished_units": finished_units,
+    }
+
+
+def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
+    """Write sweep.json and results/ for `plan` from the store; returns the sweep folder."""
+    results = sweep_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    done_train, done_eval = finished(store, plan.train), finished(store, plan.evaluate)
+    metrics_table(store, done_eval).to_parquet(results / "metrics.parquet", index=False)
+    diversity_table(store, done_eval).to_parquet(results / "diversity.parquet", index=False)
+    if done_eval:
+        chosen = last_step_units(done_eval, min(u.seed or 0 for u in done_eval))
+        write_grids(store, chosen, results / "grids")
+        write_failures(store, chosen, results)
+    write_json_atomic(sweep_dir / "sweep.json", sweep_record(plan, store, done_train, done_eval))
+    return sweep_dir
