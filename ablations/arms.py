@@ -25,13 +25,15 @@ class Arm:
 
 @dataclass(frozen=True)
 class Sweep:
-    """Arms x seeds, each trained and evaluated at `eval_steps`."""
+    """Arms x seeds, each trained and evaluated at `eval_steps`; `tune_arm` (first seed, last step) also gets
+    an Optuna study of its inference knobs on validation prompts."""
 
     name: str
     arms: tuple[Arm, ...]
     seeds: tuple[int, ...] = (0,)
     eval_steps: tuple[int, ...] = ()
     description: str = ""
+    tune_arm: str = ""
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -70,6 +72,8 @@ def validate_sweep(sweep: Sweep) -> None:
     names = [a.name for a in sweep.arms]
     if len(set(names)) != len(names):
         raise MiroError(f"sweep {sweep.name} has duplicate arm names {sorted({n for n in names if names.count(n) > 1})}; rename the arms")
+    if sweep.tune_arm:
+        sweep.arm(sweep.tune_arm)
     for arm in sweep.arms:
         if arm.baseline is None:
             continue

@@ -35,8 +35,8 @@ def reward_arms(miro: RunConfig) -> list[Arm]:
 def default() -> Sweep:
     """The embedded shapes world on a CPU: reward arms x 2 seeds, evaluated at three checkpoints."""
     base = shapes()
-    miro = replace(base, name="miro", optim=replace(base.optim, steps=600, warmup_steps=50), checkpoint_every=200)
-    return Sweep("default", tuple(reward_arms(miro)), seeds=(0, 1), eval_steps=(200, 400, 600),
+    miro = replace(base, name="miro", optim=replace(base.optim, steps=450, warmup_steps=50), checkpoint_every=150)
+    return Sweep("default", tuple(reward_arms(miro)), seeds=(0, 1), eval_steps=(150, 300, 450), tune_arm="miro",
                  description="Shapes world: does conditioning on rewards help, and what does each reward buy?")
 
 
@@ -50,7 +50,7 @@ def schemes() -> Sweep:
     for strategy, p in (("binomial", 0.5), ("uniform", 0.0), ("none", 0.0)):
         arms.append(Arm(f"dropout-{strategy}", replace(base, name=f"dropout-{strategy}", rewards=replace(base.rewards, dropout_strategy=strategy, dropout_p=p)),
                         ablates=("rewards.dropout_strategy", "rewards.dropout_p"), baseline="tokens"))
-    return Sweep("schemes", tuple(arms), seeds=(0, 1), eval_steps=(200, 400, 600),
+    return Sweep("schemes", tuple(arms), seeds=(0, 1), eval_steps=(150, 300, 450),
                  description="Which way of feeding rewards to the network works, and how should rewards be dropped?")
 
 
@@ -64,7 +64,7 @@ def paper() -> Sweep:
 def smoke() -> Sweep:
     """Two tiny arms for tests: the baseline and MIRO."""
     miro = replace(smoke_preset(), name="miro")
-    return Sweep("smoke", tuple(reward_arms(miro)[:2]), seeds=(0,), eval_steps=(10, 20),
+    return Sweep("smoke", tuple(reward_arms(miro)[:2]), seeds=(0,), eval_steps=(10, 20), tune_arm="miro",
                  description="The smallest sweep that exercises every unit.")
 
 

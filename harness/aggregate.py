@@ -124,7 +124,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
         summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
         device = summary.get("throughput", {}).get("device", device)
         fingerprints.update({k: v["fingerprint"] for k, v in summary["metrics"].items() if "fingerprint" in v})
-    expected = len(plan.data) + len(plan.train) + len(plan.evaluate)
+    expected = sum(len(units) for _, units in plan.waves)
     finished_units = sum(store.state(u.unit.key) == "done" for _, units in plan.waves for u in units)
     return {
         "name": sweep.name, "description": sweep.description, "seeds": list(sweep.seeds), "eval_steps": list(sweep.eval_steps),
@@ -147,5 +147,8 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
         chosen = last_step_units(done_eval, min(u.seed or 0 for u in done_eval))
         write_grids(store, chosen, results / "grids")
         write_failures(store, chosen, results)
+    for planned in finished(store, plan.tune):
+        study = json.loads((store.work_dir(planned.unit.key) / "pareto.json").read_text())
+        write_json_atomic(results / "pareto.json", {"arm": planned.arm, "seed": planned.seed, "step": planned.step, **study})
     write_json_atomic(sweep_dir / "sweep.json", sweep_record(plan, store, done_train, done_eval))
     return sweep_dir

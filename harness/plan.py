@@ -22,12 +22,18 @@ from miro.sample import default_branches
 REPO = Path(__file__).resolve().parent.parent
 
 
+# the code that decides each kind of unit's result (orchestration code is left out on purpose)
+METHOD_CODE = ("miro",)
+EVALUATION_CODE = ("miro", "harness/evaluation", "harness/geneval", "harness/stats", "harness/prompts.py", "harness/tune.py")
+
+
 @cache
-def source_hash(*packages: str) -> str:
-    """A hash of every .py file of the named top-level packages (what decides a unit's result)."""
+def source_hash(*paths: str) -> str:
+    """A hash of every .py file under the given repository paths (folders or files)."""
     digest = hashlib.sha256()
-    for package in packages:
-        for path in sorted((REPO / package).rglob("*.py")):
+    for name in paths:
+        root = REPO / name
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
             digest.update(str(path.relative_to(REPO)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -41,6 +47,7 @@ class EvalSettings:
     samples_per_prompt: int = 4
     seed: int = 0
     reference_size: int = 1000
+    tune_trials: int = 12
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,12 @@ class Plan:
     data: list[PlannedUnit] = field(default_factory=list)
     train: list[PlannedUnit] = field(default_factory=list)
     evaluate: list[PlannedUnit] = field(default_factory=list)
+    tune: list[PlannedUnit] = field(default_factory=list)
 
     @property
     def waves(self) -> list[tuple[str, list[PlannedUnit]]]:
         """Units in dependency order: every unit of a wave needs only units of earlier waves."""
-        return [("data", self.data), ("train", self.train), ("evaluate", self.evaluate)]
+        return [("data", self.data), ("train", self.train), ("evaluate", self.evaluate), ("tune", self.tune)]
 
 
 def seeded(config: RunConfig, arm: str, seed: int) -> RunConfig:
@@ -83,8 +91,8 @@ def plan_sweep(sweep: Sweep, store: Store, settings: EvalSettings, threads: int 
     check_eval_steps(sweep)
     plan = Plan(sweep)
     data_units: dict[str, PlannedUnit] = {}
-    method = source_hash("miro")
-    evaluation = source_hash("miro", "harness")
+    method = source_hash(*METHOD_CODE)
+    evaluation = source_hash(*EVALUATION_CODE)
     for arm in sweep.arms:
         data_inputs = {"data": to_dict(arm.config.data), "code": method}
         data_key = store.register("data", data_inputs)
@@ -110,7 +118,19 @@ def plan_sweep(sweep: Sweep, store: Store, settings: EvalSettings, threads: int 
                 plan.evaluate.append(PlannedUnit(Unit("evaluate", eval_key, eval_params, depends_on=(train_key,)),
                                                  "harness.tasks:evaluate_checkpoint", f"evaluate {arm.name} seed {seed} step {step}",
                                                  arm.name, seed, step))
+            if arm.name == sweep.tune_arm and seed == sweep.seeds[0]:
+                plan.tune.append(tune_unit(store, arm.name, seed, train_key, max(sweep.eval_steps), settings, evaluation, threads))
     return plan
+
+
+def tune_unit(store: Store, arm: str, seed: int, train_key: str, step: int, settings: EvalSettings, code: str,
+              threads: int) -> PlannedUnit:
+    """An Optuna study of the arm's inference knobs at its last evaluated checkpoint (validation prompts)."""
+    checkpoint = store.work_dir(train_key) / "run" / "checkpoints" / f"step-{step:07d}"
+    params = {"checkpoint": str(checkpoint), "trials": settings.tune_trials, "threads": threads}
+    key = store.register("tune", {"train": train_key, "step": step, "trials": settings.tune_trials, "code": code})
+    return PlannedUnit(Unit("tune", key, params, depends_on=(train_key,)), "harness.tasks:tune_checkpoint",
+                       f"tune {arm} seed {seed} step {step}", arm, seed, step)
 
 
 def resolved_sample(cfg: RunConfig) -> Any:

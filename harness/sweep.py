@@ -24,7 +24,7 @@ from harness.store import Store
 from miro.errors import MiroError
 
 FUNCTIONS = {"data": "harness.tasks:prepare_data", "train": "harness.tasks:train_arm",
-             "evaluate": "harness.tasks:evaluate_checkpoint"}
+             "evaluate": "harness.tasks:evaluate_checkpoint", "tune": "harness.tasks:tune_checkpoint"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-fast", action="store_true", help="cancel everything when a unit fails")
     p.add_argument("--threads", type=int, default=1, help="torch threads per unit (local: units run side by side)")
     p.add_argument("--max-parallel", type=int, default=2, help="units running at once on the local executor")
-    p.add_argument("--samples-per-prompt", type=int, default=4)
+    p.add_argument("--samples-per-prompt", type=int, default=4, help="images per evaluation prompt")
+    p.add_argument("--tune-trials", type=int, default=12, help="Optuna trials for the sweep's tuned arm")
     s = p.add_argument_group("SLURM resources (per job; training units may ask for more)")
     s.add_argument("--partition")
     s.add_argument("--account")
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> Path:
     chosen = sweep(args.sweep)
     root = Path(args.root)
     store = Store(root / "store")
-    plan = plan_sweep(chosen, store, EvalSettings(samples_per_prompt=args.samples_per_prompt), threads=args.threads)
+    plan = plan_sweep(chosen, store, EvalSettings(samples_per_prompt=args.samples_per_prompt, tune_trials=args.tune_trials), threads=args.threads)
     if args.dry_run or args.status:
         print_plan(plan, store, args)
         return root

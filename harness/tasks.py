@@ -53,3 +53,12 @@ def evaluate_checkpoint(work_dir: Path, checkpoint: str, sample: dict[str, Any],
     summary = evaluate(generator, Path(work_dir), options, checkpoint=checkpoint, progress=False)
     return {"summary": str(Path(work_dir) / "summary.json"), "images": str(Path(work_dir) / "images.jsonl"),
             "throughput": summary.get("throughput", {})}
+
+
+def tune_checkpoint(work_dir: Path, checkpoint: str, trials: int, threads: int = 1) -> dict[str, Any]:
+    """An Optuna study of guidance scale, reward targets and steps on validation prompts (harness.tune)."""
+    from harness.tune import TuneOptions, tune
+
+    torch.set_num_threads(threads)
+    result = tune(checkpoint, Path(work_dir), TuneOptions(trials=trials), progress=False)
+    return {"pareto": str(Path(work_dir) / "pareto.json"), "trials": len(result["trials"])}

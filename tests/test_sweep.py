@@ -1,0 +1,54 @@
+"""The main job end to end on the smallest sweep, with the local executor: plan, run, resume, report."""
+import json
+
+import pandas as pd
+import pytest
+
+from ablations.sweeps import sweep
+from harness.plan import EvalSettings, plan_sweep
+from harness.store import Store
+from harness.sweep import main
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    main(["smoke", "--root", str(root), "--samples-per-prompt", "2", "--tune-trials", "2"])
+    return root
+
+
+def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsys):
+    sweep_dir = finished_sweep / "sweeps" / "smoke"
+    assert (sweep_dir / "report.html").is_file()
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    assert record["finished_units"] == record["expected_units"] == 1 + 2 + 4 + 1
+    assert [a["name"] for a in record["arms"]] == ["baseline", "miro"]
+    assert record["arms"][1]["diff"] == {"rewards.scheme": ["none", "tokens"]}
+    metrics = pd.read_parquet(sweep_dir / "results" / "metrics.parquet")
+    assert set(metrics["arm"]) == {"baseline", "miro"} and set(metrics["step"]) == {10, 20}
+    assert {"geneval", "shapes_quality", "shapes_alignment"} <= set(metrics["metric"])
+    pareto = json.loads((sweep_dir / "results" / "pareto.json").read_text())
+    assert pareto["arm"] == "miro" and len(pareto["trials"]) == 2 and pareto["prompts"] == "shapes-validation"
+
+
+def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
+    main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "2", "--tune-trials", "2"])
+    out = capsys.readouterr().out
+    assert "8 of 8 units done" in out and out.strip().endswith("report.html")
+    store = Store(finished_sweep / "store")
+    plan = plan_sweep(sweep("smoke"), store, EvalSettings(samples_per_prompt=2, tune_trials=2))
+    for _, units in plan.waves:
+        for planned in units:
+            events = (store.unit_dir(planned.unit.key) / "events.jsonl").read_text()
+            assert events.count('"submitted"') == 1, planned.label
+
+
+def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsys):
+    main(["smoke", "--root", str(finished_sweep), "--dry-run", "--executor", "slurm", "--partition", "gpu", "--time-min", "30"])
+    out = capsys.readouterr().out
+    assert "train        2 units: 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
+
+
+def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path):
+    with pytest.raises(SystemExit, match='did you mean "smoke"'):
+        main(["smok", "--root", str(tmp_path)])
