@@ -70,8 +70,9 @@ class Plan:
 
     @property
     def waves(self) -> list[tuple[str, list[PlannedUnit]]]:
-        """Units in dependency order: every unit of a wave needs only units of earlier waves."""
-        return [("data", self.data), ("train", self.train), ("evaluate", self.evaluate), ("tune", self.tune)]
+        """Units in dependency order: every unit of a wave needs only units of earlier waves. Tuning comes
+        before evaluation so that, with few slots, the one long study overlaps the many short evaluations."""
+        return [("data", self.data), ("train", self.train), ("tune", self.tune), ("evaluate", self.evaluate)]
 
 
 def seeded(config: RunConfig, arm: str, seed: int) -> RunConfig:
