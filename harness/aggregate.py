@@ -37,20 +37,42 @@ def metrics_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
     """One row per (arm, seed, step, prompt, sample, metric)."""
     frames = []
     for planned in evaluations:
-        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
-        metrics = [c for c in rows.columns if c not in NOT_METRICS]
-        long = rows.melt(id_vars=["prompt_index", "group", "sample"], value_vars=metrics, var_name="metric")
+        path = store.work_dir(planned.unit.key) / "images.jsonl"
+        long = long_rows(path)
+        rows = pd.read_json(path, lines=True)
         single = rows[rows["group"] == "single_object"]
         if "geneval_objects" in rows and len(single):
-            objects = single[["prompt_index", "group", "sample", "geneval_objects"]].rename(columns={"geneval_objects": "value"})
+            objects = single[["prompt_index", "group", "sample", "geneval_objects"]].rename(
+                columns={"prompt_index": "prompt_id", "group": "tag", "geneval_objects": "value"})
             long = pd.concat([long, objects.assign(metric="objects_per_single_object_prompt")])
-        long["metric"] = long["metric"].replace(PER_IMAGE_METRICS)
         frames.append(long.assign(arm=planned.arm, seed=planned.seed, step=planned.step))
     columns = ["arm", "seed", "step", "prompt_id", "tag", "sample", "metric", "value"]
     if not frames:
         return pd.DataFrame(columns=columns)
-    table = pd.concat(frames).rename(columns={"prompt_index": "prompt_id", "group": "tag"})
-    return table.dropna(subset=["value"]).astype({"value": float})[columns]
+    return pd.concat(frames).astype({"value": float})[columns]
+
+
+def long_rows(images_jsonl: Path) -> pd.DataFrame:
+    """Per-image evaluation rows -> (prompt_id, tag, sample, metric, value), GenEval verdicts named "geneval"."""
+    rows = pd.read_json(images_jsonl, lines=True)
+    metrics = [c for c in rows.columns if c not in NOT_METRICS]
+    long = rows.melt(id_vars=["prompt_index", "group", "sample"], value_vars=metrics, var_name="metric")
+    long["metric"] = long["metric"].replace(PER_IMAGE_METRICS)
+    return long.rename(columns={"prompt_index": "prompt_id", "group": "tag"}).dropna(subset=["value"])
+
+
+def controllability_table(store: Store, controls: list[PlannedUnit]) -> pd.DataFrame:
+    """Per prompt: the metrics measured at each requested target of each swept reward."""
+    frames = []
+    for planned in controls:
+        outputs = store.outputs(planned.unit.key)
+        for reward in outputs["rewards"]:
+            for target in outputs["values"]:
+                long = long_rows(store.work_dir(planned.unit.key) / reward / f"sweep-{reward}-{target:g}" / "images.jsonl")
+                per_prompt = long.groupby(["prompt_id", "metric"], as_index=False)["value"].mean()
+                frames.append(per_prompt.assign(arm=planned.arm, seed=planned.seed, step=planned.step, reward=reward, target=float(target)))
+    columns = ["arm", "seed", "step", "reward", "target", "prompt_id", "metric", "value"]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def diversity_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
@@ -143,6 +165,9 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
     done_train, done_eval = finished(store, plan.train), finished(store, plan.evaluate)
     metrics_table(store, done_eval).to_parquet(results / "metrics.parquet", index=False)
     diversity_table(store, done_eval).to_parquet(results / "diversity.parquet", index=False)
+    controls = finished(store, plan.control)
+    if controls:  # absent rather than empty: the report then says the sweep did not produce it
+        controllability_table(store, controls).to_parquet(results / "controllability.parquet", index=False)
     if done_eval:
         chosen = last_step_units(done_eval, min(u.seed or 0 for u in done_eval))
         write_grids(store, chosen, results / "grids")

@@ -48,6 +48,8 @@ class EvalSettings:
     seed: int = 0
     reference_size: int = 1000
     tune_trials: int = 12
+    control_values: tuple[float, ...] = (0.0, 0.5, 1.0)
+    control_samples_per_prompt: int = 2
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,14 @@ class Plan:
     train: list[PlannedUnit] = field(default_factory=list)
     evaluate: list[PlannedUnit] = field(default_factory=list)
     tune: list[PlannedUnit] = field(default_factory=list)
+    control: list[PlannedUnit] = field(default_factory=list)
 
     @property
     def waves(self) -> list[tuple[str, list[PlannedUnit]]]:
         """Units in dependency order: every unit of a wave needs only units of earlier waves. Tuning comes
         before evaluation so that, with few slots, the one long study overlaps the many short evaluations."""
-        return [("data", self.data), ("train", self.train), ("tune", self.tune), ("evaluate", self.evaluate)]
+        return [("data", self.data), ("train", self.train), ("tune", self.tune), ("control", self.control),
+                ("evaluate", self.evaluate)]
 
 
 def seeded(config: RunConfig, arm: str, seed: int) -> RunConfig:
@@ -121,7 +125,23 @@ def plan_sweep(sweep: Sweep, store: Store, settings: EvalSettings, threads: int 
                                                  arm.name, seed, step))
             if arm.name == sweep.tune_arm and seed == sweep.seeds[0]:
                 plan.tune.append(tune_unit(store, arm.name, seed, train_key, max(sweep.eval_steps), settings, evaluation, threads))
+                plan.control.append(control_unit(store, arm.name, seed, train_key, max(sweep.eval_steps), sample, settings,
+                                                 evaluation, threads))
     return plan
+
+
+def control_unit(store: Store, arm: str, seed: int, train_key: str, step: int, sample: dict[str, Any],
+                 settings: EvalSettings, code: str, threads: int) -> PlannedUnit:
+    """Measured rewards against requested targets, one training reward at a time, at the last checkpoint."""
+    checkpoint = store.work_dir(train_key) / "run" / "checkpoints" / f"step-{step:07d}"
+    params = {"checkpoint": str(checkpoint), "sample": sample, "prompts": settings.prompts,
+              "samples_per_prompt": settings.control_samples_per_prompt, "seed": settings.seed,
+              "values": list(settings.control_values), "threads": threads}
+    key = store.register("control", {"train": train_key, "step": step, "sample": sample, "prompts": settings.prompts,
+                                     "samples_per_prompt": settings.control_samples_per_prompt, "seed": settings.seed,
+                                     "values": list(settings.control_values), "code": code})
+    return PlannedUnit(Unit("control", key, params, depends_on=(train_key,)), "harness.tasks:control_targets",
+                       f"control {arm} seed {seed} step {step}", arm, seed, step)
 
 
 def tune_unit(store: Store, arm: str, seed: int, train_key: str, step: int, settings: EvalSettings, code: str,

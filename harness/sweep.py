@@ -24,7 +24,8 @@ from harness.store import Store
 from miro.errors import MiroError
 
 FUNCTIONS = {"data": "harness.tasks:prepare_data", "train": "harness.tasks:train_arm",
-             "evaluate": "harness.tasks:evaluate_checkpoint", "tune": "harness.tasks:tune_checkpoint"}
+             "evaluate": "harness.tasks:evaluate_checkpoint", "tune": "harness.tasks:tune_checkpoint",
+             "control": "harness.tasks:control_targets"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,8 +91,9 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
         print(f"  {wave:9s} {len(units):4d} units: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
     rate = measured_step_rate(plan, store)
     left = sum(u.unit.params["config"]["optim"]["steps"] for u in plan.train if store.state(u.unit.key) != "done")
-    estimate = f"{left / rate / 3600:.2f} h of one unit's worth of compute at {rate:.1f} steps/s (measured)" if rate else "unknown until one arm has trained"
-    print(f"  training steps left: {left} ({estimate})")
+    estimate = (f"about {left / rate / 3600:.2f} unit-hours at the measured {rate:.1f} steps/s per unit" if rate
+                else "no estimate until one arm has trained here")
+    print(f"  training steps left: {left} ({estimate}; divide by the units running side by side)")
     for planned in plan.train if args.dry_run else []:
         print(f"    {planned.label}: {store.state(planned.unit.key)}  {planned.unit.key}")
     if args.executor == "slurm" and args.dry_run:

@@ -62,3 +62,19 @@ def tune_checkpoint(work_dir: Path, checkpoint: str, trials: int, threads: int =
     torch.set_num_threads(threads)
     result = tune(checkpoint, Path(work_dir), TuneOptions(trials=trials), progress=False)
     return {"pareto": str(Path(work_dir) / "pareto.json"), "trials": len(result["trials"])}
+
+
+def control_targets(work_dir: Path, checkpoint: str, sample: dict[str, Any], prompts: str, samples_per_prompt: int,
+                    seed: int, values: list[float], threads: int = 1) -> dict[str, Any]:
+    """Controllability: sweep each training reward's positive target over `values`, others as sampled by default."""
+    from harness.evaluation import EvaluationOptions, GenerationOptions, TargetSweep, evaluate_sweep
+    from miro.inference import load_generator
+
+    torch.set_num_threads(threads)
+    generator = load_generator(checkpoint)
+    options = EvaluationOptions(prompts=prompts, features="", reference="", generation=GenerationOptions(
+        sample=from_dict(SampleConfig, sample), samples_per_prompt=samples_per_prompt, seed=seed))
+    for reward in generator.model.reward_names:
+        evaluate_sweep(generator, Path(work_dir) / reward, options, TargetSweep(reward, tuple(values)), checkpoint=checkpoint,
+                       progress=False)
+    return {"rewards": list(generator.model.reward_names), "values": values}

@@ -21,12 +21,15 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
     sweep_dir = finished_sweep / "sweeps" / "smoke"
     assert (sweep_dir / "report.html").is_file()
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    assert record["finished_units"] == record["expected_units"] == 1 + 2 + 4 + 1
+    assert record["finished_units"] == record["expected_units"] == 1 + 2 + 4 + 1 + 1  # data, train, evaluate, tune, control
     assert [a["name"] for a in record["arms"]] == ["baseline", "miro"]
     assert record["arms"][1]["diff"] == {"rewards.scheme": ["none", "tokens"]}
     metrics = pd.read_parquet(sweep_dir / "results" / "metrics.parquet")
     assert set(metrics["arm"]) == {"baseline", "miro"} and set(metrics["step"]) == {10, 20}
     assert {"geneval", "shapes_quality", "shapes_alignment"} <= set(metrics["metric"])
+    control = pd.read_parquet(sweep_dir / "results" / "controllability.parquet")
+    assert set(control["reward"]) == {"shapes_alignment", "shapes_quality", "shapes_size"}
+    assert set(control["target"]) == {0.0, 0.5, 1.0} and set(control["arm"]) == {"miro"}
     pareto = json.loads((sweep_dir / "results" / "pareto.json").read_text())
     assert pareto["arm"] == "miro" and len(pareto["trials"]) == 2 and pareto["prompts"] == "shapes-validation"
 
@@ -34,7 +37,7 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
 def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
     main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "2", "--tune-trials", "2"])
     out = capsys.readouterr().out
-    assert "8 of 8 units done" in out and out.strip().endswith("report.html")
+    assert "9 of 9 units done" in out and out.strip().endswith("report.html")
     store = Store(finished_sweep / "store")
     plan = plan_sweep(sweep("smoke"), store, EvalSettings(samples_per_prompt=2, tune_trials=2))
     for _, units in plan.waves:

@@ -112,7 +112,6 @@ def sample_config(args: argparse.Namespace, base: SampleConfig, rewards: Sequenc
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
         generator = load_generator(args.checkpoint, args.device)
         rewards = generator.config.rewards.conditioned

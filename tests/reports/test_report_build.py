@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
-from synthetic_sweep import PARTIAL_ARM, write_synthetic_sweep
+from synthetic_sweep import LAST_STEP, PARTIAL_ARM, write_synthetic_sweep
 
 from reports.build import Built, build_report
 
@@ -67,12 +67,12 @@ def test_main_table_has_one_row_per_arm_and_shades_trained_rewards(built: Built)
 
 def test_summary_says_what_is_missing_and_what_was_run(built: Built) -> None:
     html = built.html.read_text()
-    assert 'id="missing"' in html and f"arm {PARTIAL_ARM}: no results for seed 0 step 600" in html
+    assert 'id="missing"' in html and f"arm {PARTIAL_ARM}: no results for seed 0 step {LAST_STEP}" in html
     assert "rewards.scheme: none → tokens" in html
     assert "g = 4 (MIRO cfg_rate w = 3)" in html
     assert "0123456789abcdef0123456789abcdef01234567 (clean)" in html
     assert "paper: Baseline" in html and "paper: MIRO" in html
-    assert "miro vs baseline (step 600" in html
+    assert f"miro vs baseline (step {LAST_STEP}" in html
 
 
 def test_every_table_is_exported_as_csv_and_json(built: Built) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from synthetic_sweep import PARTIAL_ARM, write_synthetic_sweep
+from synthetic_sweep import LAST_STEP, PARTIAL_ARM, write_synthetic_sweep
 
 from miro.errors import MiroError
 from reports.results import load
@@ -25,7 +25,7 @@ def test_loads_every_file_and_names_what_is_missing(sweep_dir: Path) -> None:
     assert results.spec.arm("miro").training_rewards == ("shapes_alignment", "shapes_quality", "shapes_size")
     assert results.diversity is not None and results.controllability is not None and results.best_of_n is not None
     assert results.pareto is not None and len(results.failures) == 3 and len(results.grids) == 8
-    assert any(PARTIAL_ARM in note and "step 600" in note for note in results.missing)
+    assert any(PARTIAL_ARM in note and f"step {LAST_STEP}" in note for note in results.missing)
     assert any("units finished" in note for note in results.missing)
     assert results.absent == []
 

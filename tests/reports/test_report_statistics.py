@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_sweep import PARTIAL_ARM
+from synthetic_sweep import FIRST_STEP, LAST_STEP, PARTIAL_ARM, PREVIOUS_STEP
 
 from harness.stats import holm
 from reports.comparisons import ALPHA, PromptMeans, Statistics, comparison_pairs, statistics
@@ -64,8 +64,8 @@ def test_geneval_overall_is_the_mean_of_its_tasks(stats: Statistics) -> None:
 
 
 def test_a_partial_arm_is_compared_at_the_last_step_both_arms_have(stats: Statistics) -> None:
-    assert row(stats, PARTIAL_ARM, "miro", "shapes_quality")["step"] == 400
-    assert stats.estimates.set_index(["arm", "metric"]).loc[(PARTIAL_ARM, "geneval"), "step"] == 400
+    assert row(stats, PARTIAL_ARM, "miro", "shapes_quality")["step"] == PREVIOUS_STEP
+    assert stats.estimates.set_index(["arm", "metric"]).loc[(PARTIAL_ARM, "geneval"), "step"] == PREVIOUS_STEP
 
 
 def test_verdicts_claim_exactly_the_significant_differences(stats: Statistics, results: SweepResults) -> None:
@@ -96,5 +96,5 @@ def test_an_arm_identical_to_its_baseline_claims_nothing(sweep_dir: Path, tmp_pa
 def test_speedup_credits_an_arm_already_there_at_its_first_checkpoint(results: SweepResults, stats: Statistics) -> None:
     table = speedups(PromptMeans(results.metrics), results.spec, stats.keys)
     quality = table[(table["arm"] == "miro") & (table["metric"] == "shapes_quality")].iloc[0]
-    assert quality["at_first_step"] and quality["speedup"] == pytest.approx(600 / 200)
+    assert quality["at_first_step"] and quality["speedup"] == pytest.approx(LAST_STEP / FIRST_STEP)
     assert set(table["against"]) == {"baseline"} and "baseline" not in set(table["arm"])
