@@ -14,10 +14,10 @@ from miro.data.shapes_prompts import (
     TAGS,
     describes,
     parse_caption,
-    relative_position,
     shapes_geneval_prompts,
     split_prompts,
 )
+from miro.detection import relative_position
 from miro.errors import MiroError
 from miro.rewards.shapes_detector import ShapesColorClassifier, ShapesDetector
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.geneval.metadata import COLORS, PromptSpec
-from miro.detection import ColorClassifier, Detection, Detections
+from miro.detection import Box, ColorClassifier, Detection, Detections, relative_position
 from miro.errors import MiroError
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -80,33 +78,6 @@ def keep_detections(detections: Detections, tag: str, options: GenEvalOptions) -
         if chosen:
             kept[cls] = chosen
     return kept
-
-
-def relative_position(box_a: Box, box_b: Box, c: float = 0.1) -> set[str]:
-    """Where A lies relative to B ("left of", "right of", "above", "below"; several can hold).
-
-    The centre offset shrinks per axis by c times the summed box sizes on that axis (dim = (w, h), as the
-    reference's `np.abs(np.diff(boxes, axis=-2))` gives), then is read in units of the raw offset's length.
-    Image y grows downward, so "above" is dy < -0.5.
-    """
-    boxes = np.asarray([box_a, box_b], dtype=np.float64).reshape(2, 2, 2)  # (object, corner, xy)
-    center_a, center_b = boxes.mean(axis=1)
-    dim_a, dim_b = np.abs(boxes[:, 1] - boxes[:, 0])
-    offset = center_a - center_b
-    revised = np.maximum(np.abs(offset) - c * (dim_a + dim_b), 0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    relations = set()
-    if dx < -0.5:
-        relations.add("left of")
-    if dx > 0.5:
-        relations.add("right of")
-    if dy < -0.5:
-        relations.add("above")
-    if dy > 0.5:
-        relations.add("below")
-    return relations
 
 
 def judge(

@@ -43,14 +43,13 @@ from miro.data.shapes_prompts import (
     SHAPE_NAMES,
     TAGS,
     TWO_CLASS_TAGS,
-    Box,
     Metadata,
     Seen,
     clause,
     describes,
     make_metadata,
-    relative_position,
 )
+from miro.detection import Box, relative_position
 from miro.errors import MiroError
 
 # RGB in [0, 1] for GenEval's ten colour names, far apart in hue and from the grey background.

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
+
+from miro.detection import Box, relative_position
 
 if TYPE_CHECKING:
     from miro.data.shapes import ShapesWorldConfig
@@ -30,7 +31,6 @@ OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "bel
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
 TWO_CLASS_TAGS = ("two_object", "position", "color_attr")
 
-Box = tuple[float, float, float, float]
 Metadata = dict[str, Any]
 
 
@@ -107,28 +107,6 @@ def parse_caption(text: str) -> Metadata | None:
     """The metadata whose caption is exactly `text`, or None for any text the templates do not write."""
     metadata = _read(text)
     return metadata if metadata is not None and metadata["prompt"] == text else None
-
-
-def relative_position(box_a: Box, box_b: Box, c: float = 0.1) -> set[str]:
-    """GenEval's relations of A to B: the centre offset shrinks per axis by c x (size_A + size_B) on that
-    axis (the reference's dim = (w, h)), then is read in units of the raw offset's length."""
-    offset = ((box_a[0] + box_a[2] - box_b[0] - box_b[2]) / 2, (box_a[1] + box_a[3] - box_b[1] - box_b[3]) / 2)
-    sizes = (box_a[2] - box_a[0] + box_b[2] - box_b[0], box_a[3] - box_a[1] + box_b[3] - box_b[1])
-    revised = [math.copysign(max(abs(o) - c * s, 0.0), o) for o, s in zip(offset, sizes)]
-    if all(abs(r) < 1e-3 for r in revised):
-        return set()
-    norm = (offset[0] ** 2 + offset[1] ** 2) ** 0.5
-    dx, dy = revised[0] / norm, revised[1] / norm
-    relations = set()
-    if dx < -0.5:
-        relations.add("left of")
-    if dx > 0.5:
-        relations.add("right of")
-    if dy < -0.5:
-        relations.add("above")
-    if dy > 0.5:
-        relations.add("below")
-    return relations
 
 
 @dataclass(frozen=True)
