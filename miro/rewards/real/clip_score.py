@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miro.rewards.real.hf_clip import FOLDER_FILES, HFClipScorer, build_hf_clip
-from miro.rewards.real.runtime import make_runtime
-from miro.rewards.real.sources import HubFolder, existing_path, resolve
+from miro.rewards.real.hf_clip import FOLDER_FILES, HFClipScorer, build_same_folder
+from miro.rewards.real.sources import HubFolder
 
 MODEL = HubFolder("openai/clip-vit-large-patch14", FOLDER_FILES)
 
@@ -26,7 +25,4 @@ def build(
     allow_download: bool = False,
 ) -> HFClipScorer:
     """Load OpenAI CLIP from `model_dir`; the processor is read from the same folder unless `processor_dir` is given."""
-    runtime = make_runtime(device, dtype)
-    model_path = resolve(model_dir, MODEL, "model_dir", allow_download)
-    processor_path = model_path if processor_dir is None else existing_path(processor_dir, "processor_dir", MODEL.how_to_get())
-    return build_hf_clip("clip_score", "openai/clip-vit-large-patch14", model_path, processor_path, False, 77, runtime)
+    return build_same_folder("clip_score", "openai/clip-vit-large-patch14", MODEL, False, model_dir, processor_dir, device, dtype, allow_download)

@@ -19,7 +19,8 @@ from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.real.details import scorer_details
 from miro.rewards.real.images import to_pil_images
-from miro.rewards.real.runtime import Runtime
+from miro.rewards.real.runtime import Runtime, make_runtime
+from miro.rewards.real.sources import HubFolder, existing_path, resolve
 from miro.rewards.real.weights import listed_keys, sha256_folder
 
 # What a model folder needs; Hub CLIP repositories also hold TF and Flax copies of the weights.
@@ -125,3 +126,12 @@ def build_hf_clip(
         ),
     )
     return HFClipScorer(model.to(runtime.device).eval(), processor, learned_scale, max_text_tokens, runtime, info)
+
+
+def build_same_folder(name: str, version: str, model: HubFolder, learned_scale: bool, model_dir: str | Path | None,
+                      processor_dir: str | Path | None, device: str, dtype: str, allow_download: bool) -> HFClipScorer:
+    """A CLIP scorer whose processor files sit beside its weights in `model_dir` (unless `processor_dir` is given)."""
+    runtime = make_runtime(device, dtype)
+    model_path = resolve(model_dir, model, "model_dir", allow_download)
+    processor_path = model_path if processor_dir is None else existing_path(processor_dir, "processor_dir", model.how_to_get())
+    return build_hf_clip(name, version, model_path, processor_path, learned_scale, 77, runtime)
