@@ -37,9 +37,8 @@ def metrics_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
     """One row per (arm, seed, step, prompt, sample, metric)."""
     frames = []
     for planned in evaluations:
-        path = store.work_dir(planned.unit.key) / "images.jsonl"
-        long = long_rows(path)
-        rows = pd.read_json(path, lines=True)
+        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
+        long = long_rows(rows)
         single = rows[rows["group"] == "single_object"]
         if "geneval_objects" in rows and len(single):
             objects = single[["prompt_index", "group", "sample", "geneval_objects"]].rename(
@@ -52,9 +51,8 @@ def metrics_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
     return pd.concat(frames).astype({"value": float})[columns]
 
 
-def long_rows(images_jsonl: Path) -> pd.DataFrame:
-    """Per-image evaluation rows -> (prompt_id, tag, sample, metric, value), GenEval verdicts named "geneval"."""
-    rows = pd.read_json(images_jsonl, lines=True)
+def long_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-image evaluation rows (images.jsonl) -> (prompt_id, tag, sample, metric, value), GenEval verdicts named "geneval"."""
     metrics = [c for c in rows.columns if c not in NOT_METRICS]
     long = rows.melt(id_vars=["prompt_index", "group", "sample"], value_vars=metrics, var_name="metric")
     long["metric"] = long["metric"].replace(PER_IMAGE_METRICS)
@@ -68,7 +66,8 @@ def controllability_table(store: Store, controls: list[PlannedUnit]) -> pd.DataF
         outputs = store.outputs(planned.unit.key)
         for reward in outputs["rewards"]:
             for target in outputs["values"]:
-                long = long_rows(store.work_dir(planned.unit.key) / reward / f"sweep-{reward}-{target:g}" / "images.jsonl")
+                images = store.work_dir(planned.unit.key) / reward / f"sweep-{reward}-{target:g}" / "images.jsonl"
+                long = long_rows(pd.read_json(images, lines=True))
                 per_prompt = long.groupby(["prompt_id", "metric"], as_index=False)["value"].mean()
                 frames.append(per_prompt.assign(arm=planned.arm, seed=planned.seed, step=planned.step, reward=reward, target=float(target)))
     columns = ["arm", "seed", "step", "reward", "target", "prompt_id", "metric", "value"]

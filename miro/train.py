@@ -9,6 +9,7 @@ Under torch DDP (several processes) each rank trains on its own shard of every b
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import time
@@ -44,13 +45,18 @@ class TrainingSet(Protocol):
 # --------------------------------------------------------------------------------------------------
 # helpers, each one idea
 # --------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of one epoch, drawn once per epoch rather than once per batch."""
+    return torch.randperm(n, generator=generator_for("epoch", seed, epoch))
+
+
 def batch_indices(position: int, size: int, n: int, seed: int) -> list[int]:
     """Items `position .. position + size - 1` of an endless stream of seeded per-epoch permutations."""
     out: list[int] = []
     while len(out) < size:
         epoch, offset = divmod(position + len(out), n)
-        perm = torch.randperm(n, generator=generator_for("epoch", seed, epoch))
-        out.extend(perm[offset: offset + size - len(out)].tolist())
+        out.extend(epoch_permutation(n, seed, epoch)[offset: offset + size - len(out)].tolist())
     return out
 
 
