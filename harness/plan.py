@@ -17,7 +17,7 @@ from harness.store import Store
 from harness.units import Unit
 from miro.config import RunConfig, to_dict
 from miro.errors import MiroError
-from miro.sample import default_branches
+from miro.sample import guidance_branches
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,5 +156,5 @@ def tune_unit(store: Store, arm: str, seed: int, train_key: str, step: int, sett
 
 def resolved_sample(cfg: RunConfig) -> Any:
     """The arm's sampler with its guidance targets written out (MIRO's defaults when none are given)."""
-    positive, negative = default_branches(cfg.sample, cfg.rewards.conditioned)
+    positive, negative = guidance_branches(cfg.sample, cfg.rewards.conditioned)
     return replace(cfg.sample, positive_targets=dict(positive.targets), negative_targets=dict(negative.targets))

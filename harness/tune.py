@@ -21,7 +21,7 @@ from harness.evaluation import EvaluationOptions, GenerationOptions, evaluate
 from miro.errors import MiroError
 from miro.inference import load_generator
 from miro.manifest import write_json_atomic
-from miro.sample import default_branches
+from miro.sample import guidance_branches
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progr
     folder = Path(folder)
     generator = load_generator(checkpoint)
     rewards = generator.model.reward_names
-    base_positive, base_negative = default_branches(generator.config.sample, rewards)
+    base_positive, base_negative = guidance_branches(generator.config.sample, rewards)
     directions = [optuna.study.StudyDirection.MINIMIZE if o in options.minimise else optuna.study.StudyDirection.MAXIMIZE
                   for o in options.objectives]
     study = optuna.create_study(study_name="tune", storage=storage_for(folder, options), directions=directions,

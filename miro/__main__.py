@@ -33,17 +33,18 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def sample_command(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from torchvision.utils import save_image
 
     from miro.inference import load_generator
-    from miro.sample import Branch, default_branches, sample
+    from miro.sample import guidance_branches, sample
     from miro.seeding import seed_for
 
     gen = load_generator(args.checkpoint)
     s = gen.config.sample
-    positive, negative = default_branches(s, gen.model.reward_names)
-    if args.target:
-        positive = Branch({**positive.targets, **dict(_pair(t) for t in args.target)})
+    s = replace(s, positive_targets={**s.positive_targets, **dict(_pair(t) for t in args.target)})
+    positive, negative = guidance_branches(s, gen.model.reward_names)
     captions = [c for c in args.caption for _ in range(args.samples)]
     seeds = [seed_for(c, i, args.seed) for c in args.caption for i in range(args.samples)]
     x = sample(gen.model, gen.text_encoder, captions, seeds, gen.data_shape, positive=positive, negative=negative,

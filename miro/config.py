@@ -45,7 +45,8 @@ class RewardConfig:
     `prompt` (reward levels written into the caption), `none` (the no-reward baseline; rewards ignored).
     dropout_strategy / dropout_p: reward dropout during training ("coherence dropout" in the released
     code); a dropped reward is a separate state, never the value 0.
-    caption_dropout: probability of training on the null caption (which also drops every reward).
+    caption_dropout: probability of training on the null caption, with every reward at value 0 (released),
+    the state of the default negative branch.
     """
 
     names: tuple[str, ...] = ()
@@ -91,14 +92,23 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class LatentConfig:
-    """Where the flow runs: `pixel` space or `vae` latents (diffusers AutoencoderKL, e.g. the SDXL VAE)."""
+    """Where the flow runs: `pixel` space or `vae` latents (diffusers AutoencoderKL, e.g. the SDXL VAE).
+
+    normalisation: `vae_config` ((z - shift) * scaling_factor from the VAE's config, or `scaling_factor`)
+    or `sdxl_channel_wise` (released: (z - mean_c) * 0.5 / std_c with the SDXL VAE's per-channel statistics,
+    so latents have std sigma_data = 0.5). sample_posterior: train on a posterior sample (released) rather
+    than the posterior mean.
+    """
 
     space: str = "pixel"
     vae_path: str = ""
     scaling_factor: float = 0.0  # 0 means "read it from the VAE's config"
+    normalisation: str = "vae_config"
+    sample_posterior: bool = False
 
     def __post_init__(self) -> None:
         _choice("latents", "space", self.space, ("pixel", "vae"))
+        _choice("latents", "normalisation", self.normalisation, ("vae_config", "sdxl_channel_wise"))
         if self.space == "vae" and not self.vae_path:
             raise MiroError('latents.vae_path is empty; set it to a local AutoencoderKL folder for latents.space = "vae"')
 
@@ -129,9 +139,13 @@ class ModelConfig:
     text_registers: int = 16
     cond_blocks: int = 2
     cond_heads: int = 4
+    # what the time embedding reads: `t` (our convention, t = 1 noise) or the released `gamma` = 1 - t,
+    # which released weights were trained with
+    time_input: str = "t"
 
     def __post_init__(self) -> None:
         _choice("model", "backbone", self.backbone, ("dit", "rin"))
+        _choice("model", "time_input", self.time_input, ("t", "gamma"))
         for name in ("image_size", "channels", "patch_size", "width", "depth", "heads", "mlp_ratio",
                      "data_dim", "num_latents", "rin_blocks", "rin_layers_per_block", "read_write_heads", "cond_heads"):
             _positive("model", name, getattr(self, name))
@@ -164,16 +178,25 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and schedule: warm-up then cosine decay to `min_lr_ratio * lr`."""
+    """Optimiser, schedule and EMA (see miro.optim for the released recipe each field reproduces).
+
+    Schedule: warm-up, then min_lr_ratio + (1 - min_lr_ratio) 0.5 (1 + cos(cosine_rate pi progress)); the
+    released run has cosine_rate 0.8 and min_lr_ratio 0 (final lr 0.0955 x peak).
+    ema_warmup: decay min(ema_decay, (1 + step) / (10 + step)) (the shapes default, for short runs);
+    False is the released constant decay from a copy of the initial weights.
+    """
 
     optimizer: str = "adamw"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
+    cosine_rate: float = 1.0
     grad_clip: float = 2.0
     ema_decay: float = 0.999
+    ema_warmup: bool = True
     batch_size: int = 64
     grad_accum: int = 1
     steps: int = 1000
@@ -187,6 +210,8 @@ class OptimConfig:
             _positive("optim", name, getattr(self, name))
         _in_range("optim", "ema_decay", self.ema_decay, 0.0, 1.0)
         _in_range("optim", "min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        _in_range("optim", "cosine_rate", self.cosine_rate, 0.0, 1.0)
+        _positive("optim", "eps", self.eps)
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise MiroError("optim.warmup_steps and optim.grad_clip must be >= 0 (0 disables them)")
 
@@ -219,8 +244,8 @@ class SampleConfig:
     """Inference defaults: ODE solver, steps and multi-reward guidance (v = v_neg + g (v_pos - v_neg)).
 
     guidance_scale is g in the common form; the MIRO code's cfg_rate w is g - 1 (see miro.conventions).
-    Targets map reward name -> value in [0, 1]; a reward left out of a mapping is "dropped". Both empty
-    (the default) means the released defaults: positive all 1, negative all 0.
+    Targets map reward name -> value in [0, 1]; a reward left out of a mapping takes the released default,
+    1 in the positive branch and 0 in the negative (miro.sample.guidance_branches, the one place they are made).
     negative_caption: `null` (empty caption, the pipeline) or `same` (keep the caption: reward-only guidance).
     """
 

@@ -26,21 +26,24 @@ def sample_time(kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def condition_inputs(captions: Sequence[str], rewards: torch.Tensor, cfg: RewardConfig,
-                     generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
-    """Apply reward dropout and caption dropout; returns the captions to encode and the kept mask (B, N).
+                     generator: torch.Generator) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Apply caption dropout and reward dropout; returns the captions to encode, the reward values and the
+    kept mask (B, N).
 
-    A sample whose caption is dropped trains the null caption with every reward dropped, so the
-    negative branch of guidance ("", nothing) is a state the network has seen.
+    As released (`BaseLoss._apply_conditional_dropping`: rewards set to NaN, then `nan_to_num` to 0), a
+    sample whose caption is dropped trains the null caption with every reward at value 0, reward dropout
+    still applying on top: the default negative branch of guidance (null caption, rewards 0) is a state
+    the network has seen.
     """
     b, n = rewards.shape
-    kept = reward_keep_mask(cfg.dropout_strategy, cfg.dropout_p, b, n, generator)
     drop_caption = torch.rand(b, generator=generator) < cfg.caption_dropout
-    kept[drop_caption] = False
+    kept = reward_keep_mask(cfg.dropout_strategy, cfg.dropout_p, b, n, generator)
+    rewards = torch.where(drop_caption.unsqueeze(1), torch.zeros_like(rewards), rewards)
     captions = ["" if drop else c for c, drop in zip(captions, drop_caption.tolist(), strict=True)]
     if cfg.scheme == "prompt":
         captions = [caption_with_rewards(c, cfg.conditioned, r.tolist(), k.tolist()) if c else c
                     for c, r, k in zip(captions, rewards, kept, strict=True)]
-    return captions, kept
+    return captions, rewards, kept
 
 
 def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torch.Tensor, captions: Sequence[str],
@@ -48,7 +51,7 @@ def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torc
                        objective: ObjectiveConfig, generator: torch.Generator) -> torch.Tensor:
     """The loss of one micro-batch: x (B, C, H, W) clean data, rewards (B, N) in [0, 1]."""
     device = x.device
-    captions, kept = condition_inputs(captions, rewards, rewards_cfg, generator)
+    captions, rewards, kept = condition_inputs(captions, rewards, rewards_cfg, generator)
     text, text_mask = (t.to(device) for t in text_encoder.encode(captions))  # (B, L, Dt), (B, L)
     rewards, kept = rewards.to(device), kept.to(device)
     t = sample_time(objective.time_sampling, x.shape[0], generator).to(device)  # (B,)

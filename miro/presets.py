@@ -62,17 +62,17 @@ def paper() -> RunConfig:
         name="paper",
         data=DataConfig(source="webdataset", path="REQUIRED", resolution=256),
         rewards=RewardConfig(names=PAPER_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.0,
-                             caption_dropout=0.0, bins=64),
-        text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=128),
-        latents=LatentConfig(space="vae", vae_path="REQUIRED"),
+                             caption_dropout=0.1, bins=64),  # the released loss's cond_drop_rate
+        text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=77),  # released max_text_len / num_cond_tokens
+        latents=LatentConfig(space="vae", vae_path="REQUIRED", normalisation="sdxl_channel_wise", sample_posterior=True),
         model=ModelConfig(backbone="rin", image_size=32, channels=4, patch_size=2, width=1024, heads=32,
                           data_dim=512, num_latents=256, rin_blocks=4, rin_layers_per_block=4, read_write_heads=16,
-                          text_registers=16, cond_blocks=2, cond_heads=16),
+                          text_registers=16, cond_blocks=2, cond_heads=16, time_input="gamma"),
         objective=ObjectiveConfig(time_sampling="logit_normal", self_conditioning=0.9, uncertainty_weighting=True,
                                   preconditioning=True, sigma_data=0.5),
-        optim=OptimConfig(optimizer="lamb", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01, warmup_steps=5000,
-                          min_lr_ratio=0.0, grad_clip=2.0, ema_decay=0.9999, batch_size=1024, steps=500_000,
-                          precision="fp16"),
+        optim=OptimConfig(optimizer="lamb", lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                          warmup_steps=5000, min_lr_ratio=0.0, cosine_rate=0.8, grad_clip=2.0, ema_decay=0.9999,
+                          ema_warmup=False, batch_size=1024, steps=500_000, precision="fp16"),
         sample=SampleConfig(solver="euler", steps=50, guidance_scale=8.0),  # the released cfg_rate w = 7
         checkpoint_every=25_000,
     )

@@ -3,8 +3,9 @@
     x(1) = eps;   dx/dt = v(x, t);   integrate from t = 1 to t = 0   (Euler or Heun)
     v = v_neg + g (v_pos - v_neg)                                    (guidance, common form)
 The positive and negative branches each carry a caption (or the null caption "") and a vector of
-reward targets; a reward missing from a branch's targets is "dropped". Isolating reward j:
-positive all 1, negative all 1 except j = 0. The initial noise of every image comes from its own
+reward targets. A config's targets become branches in one place, `guidance_branches`: a reward it leaves
+out is 1 in the positive branch and 0 in the negative (the released pipeline). Isolating reward j:
+positive all 1, negative all 1 except j = 0. A `Branch` built by hand may leave a reward out: "dropped". The initial noise of every image comes from its own
 seed (prompt id, sample index, seed), so an image does not depend on batch size or resume point.
 """
 from __future__ import annotations
@@ -62,12 +63,17 @@ class Branch:
     null_caption: bool = False
 
 
-def default_branches(cfg: SampleConfig, trained: Sequence[str]) -> tuple[Branch, Branch]:
-    """The config's guidance branches; with no targets given, MIRO's defaults (s+ = all 1, s- = all 0)."""
-    if not cfg.positive_targets and not cfg.negative_targets:
-        positive, negative = dict.fromkeys(trained, 1.0), dict.fromkeys(trained, 0.0)
-    else:
-        positive, negative = dict(cfg.positive_targets), dict(cfg.negative_targets)
+POSITIVE_DEFAULT, NEGATIVE_DEFAULT = 1.0, 0.0  # released MiroPipeline._build_coherence defaults
+
+
+def guidance_branches(cfg: SampleConfig, trained: Sequence[str]) -> tuple[Branch, Branch]:
+    """The guidance branches of a sample config: every trained reward gets a value, the config's target or
+    the released default (1 positive, 0 negative); the negative carries the null caption unless `same`.
+    Every command (miro sample, harness.evaluation, tuning, the sweep's plan) builds its branches here."""
+    check_targets(cfg.positive_targets, trained)
+    check_targets(cfg.negative_targets, trained)
+    positive = {r: float(cfg.positive_targets.get(r, POSITIVE_DEFAULT)) for r in trained}
+    negative = {r: float(cfg.negative_targets.get(r, NEGATIVE_DEFAULT)) for r in trained}
     return Branch(positive), Branch(negative, null_caption=cfg.negative_caption == "null")
 
 
@@ -81,16 +87,22 @@ def check_targets(targets: Mapping[str, float], trained: Sequence[str]) -> None:
             raise MiroError(f'reward target "{name}" = {value} is outside [0, 1]; targets are binned reward levels (1 = best bin)')
 
 
+def branch_conditions(branch: Branch, captions: Sequence[str], names: Sequence[str],
+                      scheme: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """What one branch shows the network: the texts to encode, reward values (B, N) and kept mask (B, N)."""
+    b = len(captions)
+    values = torch.tensor([float(branch.targets.get(n, 0.0)) for n in names]).reshape(1, -1).expand(b, -1)
+    kept = torch.tensor([n in branch.targets for n in names], dtype=torch.bool).reshape(1, -1).expand(b, -1)
+    texts = ["" if branch.null_caption else c for c in captions]
+    if scheme == "prompt":
+        texts = [caption_with_rewards(c, names, v.tolist(), k.tolist()) if c else c for c, v, k in zip(texts, values, kept, strict=True)]
+    return texts, values, kept
+
+
 def branch_inputs(branch: Branch, captions: Sequence[str], model: FlowModel, text_encoder: TextEncoder,
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Text features, text mask, reward values and kept mask of one branch for a batch of captions."""
-    names = model.reward_names
-    b = len(captions)
-    values = torch.tensor([float(branch.targets.get(n, 0.0)) for n in names]).expand(b, -1)
-    kept = torch.tensor([n in branch.targets for n in names], dtype=torch.bool).expand(b, -1)
-    texts = ["" if branch.null_caption else c for c in captions]
-    if model.scheme == "prompt":
-        texts = [caption_with_rewards(c, names, v.tolist(), k.tolist()) if c else c for c, v, k in zip(texts, values, kept, strict=True)]
+    texts, values, kept = branch_conditions(branch, captions, model.reward_names, model.scheme)
     text, mask = text_encoder.encode(texts)
     return text.to(device), mask.to(device), values.to(device), kept.to(device)
 

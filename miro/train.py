@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -24,13 +23,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from miro.checkpoint import checkpoint_dirs, load_checkpoint, load_strict, save_checkpoint
-from miro.config import OptimConfig, RunConfig, to_dict
+from miro.config import RunConfig, to_dict
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
 from miro.latents import build_latent_space
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
+from miro.optim import build_optimizer, ema_decay, lr_factor, update_ema
 from miro.seeding import generator_for, seed_for
 from miro.text import build_text_encoder
 
@@ -66,33 +66,6 @@ def collate(items: Sequence[dict[str, Any]], rewards: int) -> tuple[torch.Tensor
     scores = torch.stack([torch.as_tensor(it["rewards"], dtype=torch.float32)[:rewards] for it in items]) \
         if rewards else torch.zeros(len(items), 0)
     return images, captions, scores
-
-
-def lr_factor(step: int, cfg: OptimConfig) -> float:
-    """Linear warm-up to 1, then cosine decay to min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
-    if cfg.optimizer == "lamb":
-        from timm.optim import Lamb  # the released recipe; timm's maintained implementation
-
-        return Lamb(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                             fused=device.type == "cuda")
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
-    """EMA with warm-up: the effective decay min(decay, (1 + step) / (10 + step)) lets short runs use it."""
-    d = min(decay, (1 + step) / (10 + step))
-    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p, 1 - d)
-    for e_buf, m_buf in zip(ema.buffers(), model.buffers(), strict=True):
-        e_buf.copy_(m_buf)
 
 
 def autocast(precision: str, device: torch.device) -> Any:
@@ -140,10 +113,10 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     latent_space = build_latent_space(cfg.latents, device)
     torch.manual_seed(seed_for("init", cfg.seed))  # same initial weights on every rank and every rerun
     model: FlowModel = build_model(cfg.model, cfg.rewards, cfg.objective, text_encoder.dim).to(device)
-    logvar = LogVarianceHead().to(device) if cfg.objective.uncertainty_weighting else None
+    logvar = LogVarianceHead(time_input=cfg.model.time_input).to(device) if cfg.objective.uncertainty_weighting else None
     trainable = nn.ModuleDict({"model": model, **({"logvar": logvar} if logvar is not None else {})})
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = build_optimizer(list(trainable.parameters()), opt_cfg, device)
+    optimizer = build_optimizer(trainable, opt_cfg, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, opt_cfg))
     scaler = torch.amp.GradScaler(device.type, enabled=opt_cfg.precision == "fp16" and device.type == "cuda")
 
@@ -176,7 +149,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
             generator = generator_for("train", cfg.seed, step, m, dist_info.rank)
             sync = nullcontext() if m == opt_cfg.grad_accum - 1 or dist_info.world == 1 else net.no_sync()  # type: ignore[operator]
             with sync, autocast(opt_cfg.precision, device):
-                x = latent_space.encode(images.to(device))  # (B, C, H, W) data the flow runs on
+                x = latent_space.encode(images.to(device), generator)  # (B, C, H, W) data the flow runs on
                 loss = flow_matching_loss(net, logvar, x, captions, rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
             scaler.scale(loss / opt_cfg.grad_accum).backward()
             total += loss.item() / opt_cfg.grad_accum
@@ -186,7 +159,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
-        update_ema(ema, model, opt_cfg.ema_decay, step)
+        update_ema(ema, model, ema_decay(step, opt_cfg))
         seen += opt_cfg.batch_size
         done = step + 1
 

@@ -6,7 +6,7 @@ from ablations.arms import Arm, Sweep, config_diff, validate_sweep
 from ablations.sweeps import SWEEPS, sweep
 from miro.errors import MiroError
 from miro.presets import PAPER_REWARDS
-from miro.sample import default_branches
+from miro.sample import guidance_branches
 
 
 @pytest.mark.parametrize("name", sorted(SWEEPS))
@@ -48,6 +48,6 @@ def test_unknown_sweep_and_arm_get_did_you_mean():
 
 
 def test_default_guidance_branches_are_all_one_against_all_zero():
-    positive, negative = default_branches(sweep("smoke").arm("miro").config.sample, ("a", "b"))
+    positive, negative = guidance_branches(sweep("smoke").arm("miro").config.sample, ("a", "b"))
     assert positive.targets == {"a": 1.0, "b": 1.0} and negative.targets == {"a": 0.0, "b": 0.0}
     assert negative.null_caption and not positive.null_caption

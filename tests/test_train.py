@@ -12,7 +12,8 @@ from core_fixtures import ToyDataset, tiny_config
 from miro.checkpoint import checkpoint_dirs, load_checkpoint
 from miro.config import ObjectiveConfig
 from miro.errors import MiroError
-from miro.train import batch_indices, lr_factor, train
+from miro.optim import lr_factor
+from miro.train import batch_indices, train
 
 
 def losses(run_dir):

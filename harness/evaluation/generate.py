@@ -29,7 +29,7 @@ from miro.config import SampleConfig, to_dict
 from miro.errors import MiroError
 from miro.inference import Generator
 from miro.manifest import write_json_atomic
-from miro.sample import Branch, check_targets, sample
+from miro.sample import guidance_branches, sample
 from miro.seeding import seed_for
 
 MAX_SAMPLES = 10_000  # sample files are named NNNN.png
@@ -166,8 +166,7 @@ def generate_images(generator: Generator, prompts: Sequence[Prompt], folder: str
     """Generate every missing image of this shard; returns counts and this call's throughput."""
     folder = Path(folder)
     opts = options.sample
-    check_targets(opts.positive_targets, generator.model.reward_names)
-    check_targets(opts.negative_targets, generator.model.reward_names)
+    positive, negative = guidance_branches(opts, generator.model.reward_names)
     check_settings(folder, generation_settings(generator, options))
     n = options.samples_per_prompt
     owned = [(p, k) for p in prompts for k in range(n) if shard.owns(p.index, k, n)]
@@ -175,8 +174,6 @@ def generate_images(generator: Generator, prompts: Sequence[Prompt], folder: str
         ensure_metadata(folder, prompt)
     todo = [(p, k) for p, k in owned if not image_path(folder, p.index, k).is_file()]
     report = GenerationReport(skipped=len(owned) - len(todo))
-    positive = Branch(opts.positive_targets)
-    negative = Branch(opts.negative_targets, null_caption=opts.negative_caption == "null")
     start = time.perf_counter()
     with tqdm(total=len(todo), unit="img", desc="generate", disable=not progress) as bar:
         for first in range(0, len(todo), options.batch_size):

@@ -141,7 +141,7 @@ def _encoder_meta(options: PrecomputeOptions, vae: VaeSpace | None) -> dict[str,
         settings = {"resolution": options.resolution, "dtype": options.dtype, "store_dtype": options.store_dtype}
         files = _file_fingerprint(Path(options.vae_path))
         meta["latent"] = {"fingerprint": _fingerprint({"files": files, **settings}), "path": options.vae_path, **settings,
-                          "scaling_factor": vae.scale if vae else 0.0, "shift_factor": vae.shift if vae else 0.0}
+                          "scaling_factor": vae.scaling_factor if vae else 0.0, "shift_factor": vae.shift_factor if vae else 0.0}
     if options.text_path:
         settings = {"max_tokens": options.max_tokens, "dtype": options.dtype, "store_dtype": options.store_dtype}
         files = _file_fingerprint(Path(options.text_path))

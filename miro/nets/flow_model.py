@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from miro.config import ModelConfig, ObjectiveConfig, RewardConfig
+from miro.conventions import gamma_from_time
 from miro.nets.conditioning import ConditionEncoder
 from miro.nets.dit import DiT
-from miro.nets.layers import FourierFeatures, ScalarEmbedder
+from miro.nets.layers import FourierFeatures, ScalarEmbedder, xavier_init
 from miro.nets.rin import RIN
 
 
@@ -30,6 +31,9 @@ class FlowModel(nn.Module):
             rewards.scheme, len(self.reward_names), text_dim, model.width, model.text_registers,
             model.cond_blocks, model.cond_heads,
         )
+        self.time_input = model.time_input
+        self.time_embed.apply(xavier_init)  # released: every Linear, the embedders and condition encoder included
+        self.condition.apply(xavier_init)
         self.backbone: nn.Module = DiT(model) if model.backbone == "dit" else RIN(model)
 
     @property
@@ -41,7 +45,7 @@ class FlowModel(nn.Module):
                 rewards: torch.Tensor, kept: torch.Tensor,
                 prev_latents: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x_t (B, C, H, W), t (B,), text (B, L, Dt), text_mask (B, L), rewards and kept (B, N) -> v (B, C, H, W)."""
-        c = self.time_embed(t)  # (B, D)
+        c = self.time_embed(t if self.time_input == "t" else gamma_from_time(t))  # (B, D)
         cond, cond_mask, reward_global = self.condition(text, text_mask, rewards, kept)
         if reward_global is not None:
             c = c + reward_global
@@ -57,13 +61,14 @@ class FlowModel(nn.Module):
 class LogVarianceHead(nn.Module):
     """EDM2-style uncertainty weighting: a learned log-variance u(t); loss = mse / exp(u) + u."""
 
-    def __init__(self, channels: int = 128) -> None:
+    def __init__(self, channels: int = 128, time_input: str = "t") -> None:
         super().__init__()
+        self.time_input = time_input
         self.features = FourierFeatures(channels)
         self.linear = nn.Linear(channels, 1)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B,) -> (B,)
-        return self.linear(self.features(t)).squeeze(-1)
+        return self.linear(self.features(t if self.time_input == "t" else gamma_from_time(t))).squeeze(-1)
 
 
 def build_model(model: ModelConfig, rewards: RewardConfig, objective: ObjectiveConfig, text_dim: int) -> FlowModel:

@@ -159,6 +159,14 @@ class CrossAttentionBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
+def xavier_init(module: nn.Module) -> None:
+    """The released initialisation of every Linear: xavier-uniform weights, zero bias (use with `Module.apply`)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, H/p * W/p, p * p * C)."""
     b, c, h, w = x.shape

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from miro.config import ModelConfig
-from miro.nets.layers import CrossAttentionBlock, Mlp, RMSNorm, SelfAttentionBlock, patchify, unpatchify
+from miro.nets.layers import CrossAttentionBlock, Mlp, RMSNorm, SelfAttentionBlock, patchify, unpatchify, xavier_init
 
 
 class RINBlock(nn.Module):
@@ -54,7 +54,7 @@ class RIN(nn.Module):
         )
         self.out_norm = RMSNorm(cfg.data_dim)
         self.patch_out = nn.Linear(cfg.data_dim, cfg.channels * p * p)
-        self.apply(_xavier)
+        self.apply(xavier_init)
         for param in (self.data_pos, self.latents):
             nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04)
         nn.init.zeros_(self.prev_norm_out.weight)  # self-conditioning starts as a no-op residual
@@ -74,9 +74,3 @@ class RIN(nn.Module):
         out = self.patch_out(self.out_norm(data))  # (B, N, p*p*C)
         return unpatchify(out, self.cfg.patch_size, ch, h, w), z
 
-
-def _xavier(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
