@@ -3,6 +3,7 @@
     python -m miro train --preset smoke --out runs/smoke [--set optim.steps=200 ...] [--dry-run]
     python -m miro sample runs/smoke --caption "a photo of a red circle" --samples 4 --out grid.png
     python -m miro annotate --samples 10000 --out runs/shapes-10k/annotations.parquet [--shard 0/4]
+    python -m miro import-released downloads/miro --out runs/released-miro --text-encoder T5_DIR --vae VAE_DIR
 
 To resume a training run, run the same command again.
 """
@@ -79,6 +80,12 @@ def annotate_command(args: argparse.Namespace) -> None:
         print(f"\nper-reward statistics\n{summary['stats'].to_string()}\n\ncorrelations\n{summary['corr'].to_string()}")
 
 
+def import_command(args: argparse.Namespace) -> None:
+    from miro.released import import_released
+
+    print(import_released(Path(args.folder), Path(args.out), text_path=args.text_encoder, vae_path=args.vae, step=args.step))
+
+
 def _pair(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
@@ -117,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--batch-size", type=int, default=256)
     a.add_argument("--out", required=True, help="annotation parquet file")
     a.set_defaults(run=annotate_command)
+    r = sub.add_parser("import-released", help="turn a released MIRO checkpoint folder into a run folder")
+    r.add_argument("folder", help="folder with config.json, model.safetensors, uncond_embedding.npy")
+    r.add_argument("--out", required=True, help="run folder to write")
+    r.add_argument("--text-encoder", required=True, help="local FLAN-T5-XL folder (the released text encoder)")
+    r.add_argument("--vae", required=True, help="local SDXL VAE folder (AutoencoderKL)")
+    r.add_argument("--step", type=int, default=0, help="training step to record for the checkpoint")
+    r.set_defaults(run=import_command)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -82,6 +82,9 @@ class TextConfig:
     path: str = ""  # local folder with the T5 weights and tokenizer
     max_tokens: int = 24
     dim: int = 64  # feature size of the built-in encoder; T5's comes from its config
+    # a .npy (L, D) embedding used for the null caption "" with an all-ones mask (the released pipeline's
+    # uncond_embedding.npy); empty: the encoder's own encoding of ""
+    null_embedding: str = ""
 
     def __post_init__(self) -> None:
         _choice("text", "encoder", self.encoder, ("shapes", "t5"))

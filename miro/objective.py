@@ -36,7 +36,9 @@ def condition_inputs(captions: Sequence[str], rewards: torch.Tensor, cfg: Reward
     the network has seen.
     """
     b, n = rewards.shape
-    drop_caption = torch.rand(b, generator=generator) < cfg.caption_dropout
+    # drawn only when used, as released, so that a run without caption dropout draws what the released loss draws
+    drop_caption = torch.rand(b, generator=generator) < cfg.caption_dropout if cfg.caption_dropout > 0 \
+        else torch.zeros(b, dtype=torch.bool)
     kept = reward_keep_mask(cfg.dropout_strategy, cfg.dropout_p, b, n, generator)
     rewards = torch.where(drop_caption.unsqueeze(1), torch.zeros_like(rewards), rewards)
     captions = ["" if drop else c for c, drop in zip(captions, drop_caption.tolist(), strict=True)]
@@ -60,7 +62,7 @@ def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torc
     target = velocity_target(x, eps)                                           # eps - x
     prev = None
     if objective.self_conditioning > 0 and model.has_latents:
-        use = (torch.rand(x.shape[0], generator=generator) < objective.self_conditioning).to(device)
+        use = (torch.rand(x.shape[0], generator=generator) > 1 - objective.self_conditioning).to(device)  # as released
         with torch.no_grad():
             _, latents = model(x_t, t, text, text_mask, rewards, kept)
         prev = latents * use.reshape(-1, 1, 1).to(latents.dtype)              # zero latents = no self-conditioning

@@ -86,7 +86,32 @@ class T5TextEncoder(TextEncoder):
         return f"T5TextEncoder:{self.path}:{self.dim}x{self.max_tokens}"
 
 
+class StoredNullCaption(TextEncoder):
+    """Another encoder, except that the null caption "" is a stored embedding with every token attended
+    (the released pipeline samples its negative branch this way, from uncond_embedding.npy)."""
+
+    def __init__(self, inner: TextEncoder, path: str) -> None:
+        import numpy as np
+
+        if not Path(path).is_file():
+            raise MiroError(f"text.null_embedding = {path!r} does not exist; point it to the run's uncond_embedding.npy or set it to \"\"")
+        self.null = torch.from_numpy(np.load(path).astype("float32"))
+        self.inner, self.dim, self.max_tokens = inner, inner.dim, inner.max_tokens
+        if tuple(self.null.shape) != (self.max_tokens, self.dim):
+            raise MiroError(f"text.null_embedding {path} has shape {tuple(self.null.shape)}, the text encoder gives ({self.max_tokens}, {self.dim}); set text.max_tokens = {self.null.shape[0]}")
+
+    def encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, mask = self.inner.encode(captions)
+        null = torch.tensor([c == "" for c in captions])
+        feats[null] = self.null.to(feats.device, feats.dtype)
+        mask[null] = True
+        return feats, mask
+
+    def fingerprint(self) -> str:
+        return f"{self.inner.fingerprint()}+null:{zlib.crc32(self.null.numpy().tobytes()):08x}"
+
+
 def build_text_encoder(cfg: TextConfig, device: str | torch.device = "cpu") -> TextEncoder:
-    if cfg.encoder == "t5":
-        return T5TextEncoder(cfg.path, cfg.max_tokens, device)
-    return ShapesTextEncoder(cfg.dim, cfg.max_tokens)
+    encoder: TextEncoder = T5TextEncoder(cfg.path, cfg.max_tokens, device) if cfg.encoder == "t5" \
+        else ShapesTextEncoder(cfg.dim, cfg.max_tokens)
+    return StoredNullCaption(encoder, cfg.null_embedding) if cfg.null_embedding else encoder
