@@ -165,3 +165,35 @@ def test_one_batch_loss_matches_with_the_same_noise_and_time(parity):
     loss = flow_matching_loss(model, trainable["logvar"], ref["loss_x0"], [f"p{i}" for i in range(3)], ref["rewards"],
                               parity["text"], rewards, objective, torch.Generator().manual_seed(7))
     assert loss.item() == pytest.approx(ref["loss"].item(), rel=1e-5, abs=1e-6)
+
+
+def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_path):
+    from test_precompute import WORDS, save_tiny_vae
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    from harness.evaluation.__main__ import main as evaluation_main
+
+    t5, vae = tmp_path / "t5", tmp_path / "vae"
+    torch.manual_seed(0)
+    T5EncoderModel(T5Config(vocab_size=len(WORDS), d_model=32, d_kv=4, d_ff=32, num_layers=1, num_heads=2, pad_token_id=0,
+                            eos_token_id=1, decoder_start_token_id=0)).save_pretrained(t5)
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(t5)
+    save_tiny_vae(vae)
+    run = tmp_path / "released-run"
+    miro_main(["import-released", str(parity["work"] / "released"), "--out", str(run), "--text-encoder", str(t5), "--vae", str(vae)])
+    miro_main(["sample", str(run), "--caption", "a photo of a red circle", "--samples", "2", "--out", str(tmp_path / "grid.png")])
+    assert (tmp_path / "grid.png").is_file()
+    prompts = tmp_path / "prompts.tsv"
+    prompts.write_text("Prompt\tCategory\tChallenge\tNote\na red circle\tshapes\tbasic\t\na blue square\tshapes\tbasic\t\n")
+    assert evaluation_main(["--checkpoint", str(run), "--out", str(tmp_path / "eval"), "--prompts", str(prompts),
+                            "--samples", "1", "--scorers", "shapes_quality", "--no-geneval", "--features", "none",
+                            "--reference", "none", "--steps", "2", "--no-progress"]) == 0
+    assert len(list((tmp_path / "eval").rglob("*.png"))) == 2
+
+
+def test_import_refuses_a_folder_without_the_released_files(tmp_path):
+    with pytest.raises(SystemExit, match="lacks config.json, model.safetensors, uncond_embedding.npy"):
+        miro_main(["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"])
