@@ -249,7 +249,8 @@ class SampleConfig:
     guidance_scale is g in the common form; the MIRO code's cfg_rate w is g - 1 (see miro.conventions).
     Targets map reward name -> value in [0, 1]; a reward left out of a mapping takes the released default,
     1 in the positive branch and 0 in the negative (miro.sample.guidance_branches, the one place they are made).
-    negative_caption: `null` (empty caption, the pipeline) or `same` (keep the caption: reward-only guidance).
+    negative_caption: `null` (empty caption, the pipeline), `same` (keep the caption: reward-only guidance) or
+    `bank` (a caption drawn per sample from the prompts in `negative_bank`, the authors' GenEval protocol).
     """
 
     solver: str = "euler"
@@ -258,11 +259,14 @@ class SampleConfig:
     positive_targets: Mapping[str, float] = field(default_factory=dict)
     negative_targets: Mapping[str, float] = field(default_factory=dict)
     negative_caption: str = "null"
+    negative_bank: str = ""  # text file, one prompt a line, for negative_caption = "bank"
     time_shift: float = 1.0
 
     def __post_init__(self) -> None:
         _choice("sample", "solver", self.solver, ("euler", "heun"))
-        _choice("sample", "negative_caption", self.negative_caption, ("null", "same"))
+        _choice("sample", "negative_caption", self.negative_caption, ("null", "same", "bank"))
+        if self.negative_caption == "bank" and not self.negative_bank:
+            raise MiroError('sample.negative_bank is empty; set it to a text file of prompts (one a line) for sample.negative_caption = "bank"')
         _positive("sample", "steps", self.steps)
         _positive("sample", "time_shift", self.time_shift)
         for which in ("positive_targets", "negative_targets"):

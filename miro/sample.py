@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -20,7 +21,7 @@ from miro.conventions import guided_velocity
 from miro.errors import MiroError, did_you_mean
 from miro.nets.conditioning import caption_with_rewards
 from miro.nets.flow_model import FlowModel
-from miro.seeding import generator_for
+from miro.seeding import generator_for, seed_for
 from miro.text import TextEncoder
 
 VelocityField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, ...), t (B,)) -> v
@@ -61,6 +62,14 @@ class Branch:
 
     targets: Mapping[str, float]
     null_caption: bool = False
+    # captions drawn per sample (from its seed) in place of the prompt: the authors' GenEval protocol guides
+    # against a bank of random-prompt embeddings rather than the null caption
+    caption_bank: tuple[str, ...] = ()
+
+    def captions_for(self, captions: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        if not self.caption_bank:
+            return list(captions)
+        return [self.caption_bank[seed_for("negative", s) % len(self.caption_bank)] for s in seeds]
 
 
 POSITIVE_DEFAULT, NEGATIVE_DEFAULT = 1.0, 0.0  # released MiroPipeline._build_coherence defaults
@@ -74,7 +83,19 @@ def guidance_branches(cfg: SampleConfig, trained: Sequence[str]) -> tuple[Branch
     check_targets(cfg.negative_targets, trained)
     positive = {r: float(cfg.positive_targets.get(r, POSITIVE_DEFAULT)) for r in trained}
     negative = {r: float(cfg.negative_targets.get(r, NEGATIVE_DEFAULT)) for r in trained}
-    return Branch(positive), Branch(negative, null_caption=cfg.negative_caption == "null")
+    bank = read_caption_bank(cfg.negative_bank) if cfg.negative_caption == "bank" else ()
+    return Branch(positive), Branch(negative, null_caption=cfg.negative_caption == "null", caption_bank=bank)
+
+
+def read_caption_bank(path: str) -> tuple[str, ...]:
+    """A text file of prompts, one a line (blank lines skipped)."""
+    file = Path(path)
+    if not file.is_file():
+        raise MiroError(f"sample.negative_bank = {path!r} is not a file; give a text file with one prompt a line")
+    bank = tuple(line.strip() for line in file.read_text().splitlines() if line.strip())
+    if not bank:
+        raise MiroError(f"sample.negative_bank {path} holds no prompt; write one prompt a line")
+    return bank
 
 
 def check_targets(targets: Mapping[str, float], trained: Sequence[str]) -> None:
@@ -126,13 +147,15 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
     both = pos
     if guided:
         assert negative is not None
-        neg = branch_inputs(negative, captions, model, text_encoder, device)
+        neg = branch_inputs(negative, negative.captions_for(captions, seeds), model, text_encoder, device)
         both = tuple(torch.cat([p, n]) for p, n in zip(pos, neg, strict=True))  # type: ignore[assignment]
     latents: list[torch.Tensor | None] = [None]  # self-conditioning: the previous evaluation's latents
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x_in, t_in = (torch.cat([x, x]), torch.cat([t, t])) if guided else (x, t)
-        v, z = model(x_in, t_in, *both, prev_latents=latents[0])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):  # as the released sampler
+            v, z = model(x_in, t_in, *both, prev_latents=latents[0])
+        v = v.float()
         latents[0] = z
         if not guided:
             return v

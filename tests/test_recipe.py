@@ -10,6 +10,7 @@ import torch
 
 from core_fixtures import REWARDS, tiny_config
 from miro.config import OptimConfig, RewardConfig, SampleConfig
+from miro.errors import MiroError
 from miro.latents import SDXL_CHANNEL_MEAN, SDXL_CHANNEL_STD, channel_scaling
 from miro.nets.flow_model import build_model
 from miro.objective import condition_inputs
@@ -79,3 +80,15 @@ def test_a_reward_missing_from_targets_is_one_positive_and_zero_negative():
     assert positive.targets == {"alpha": 0.625, "beta": 1.0} and negative.targets == {"alpha": 0.0, "beta": 0.0}
     positive, negative = guidance_branches(SampleConfig(negative_targets={"beta": 1.0}), REWARDS)
     assert positive.targets == {"alpha": 1.0, "beta": 1.0} and negative.targets == {"alpha": 0.0, "beta": 1.0}
+
+
+def test_negative_bank_draws_each_sample_a_caption_from_its_seed(tmp_path):
+    with pytest.raises(MiroError, match="sample.negative_bank is empty"):
+        SampleConfig(negative_caption="bank")
+    bank = tmp_path / "bank.txt"
+    bank.write_text("a photo of a dog\n\na bowl of soup\na red bus\n")
+    _, negative = guidance_branches(SampleConfig(negative_caption="bank", negative_bank=str(bank)), REWARDS)
+    assert negative.caption_bank == ("a photo of a dog", "a bowl of soup", "a red bus") and not negative.null_caption
+    drawn = negative.captions_for(["x"] * 40, list(range(40)))
+    assert set(drawn) == set(negative.caption_bank)
+    assert negative.captions_for(["y"], [7]) == [drawn[7]]  # a sample's negative depends on its seed only

@@ -37,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, help="guidance scale g in v = v_neg + g (v_pos - v_neg) (MIRO's cfg_rate is g - 1)")
     p.add_argument("--positive", nargs="*", metavar="NAME=V", help="positive-branch reward targets in [0, 1]; all=V for every reward")
     p.add_argument("--negative", nargs="*", metavar="NAME=V", help="negative-branch reward targets; all=V for every reward")
-    p.add_argument("--negative-caption", choices=("null", "same"), help="negative branch caption: null (\"\") or the same caption")
+    p.add_argument("--negative-caption", choices=("null", "same", "bank"), help="negative branch caption: null (\"\"), the same caption, or one drawn from --negative-bank")
+    p.add_argument("--negative-bank", help="text file of prompts, one a line: the negative captions of --negative-caption bank (the authors' GenEval protocol)")
     p.add_argument("--steps", type=int, help="ODE steps")
     p.add_argument("--solver", choices=("euler", "heun"))
     p.add_argument("--shift", type=float, help="time shift (> 1 spends more steps at high noise)")
@@ -100,7 +101,7 @@ def sample_config(args: argparse.Namespace, base: SampleConfig, rewards: Sequenc
     """The checkpoint's sample config with the flags given on top."""
     changes: dict[str, Any] = {}
     for flag, name in (("guidance", "guidance_scale"), ("steps", "steps"), ("solver", "solver"), ("shift", "time_shift"),
-                       ("negative_caption", "negative_caption")):
+                       ("negative_caption", "negative_caption"), ("negative_bank", "negative_bank")):
         if getattr(args, flag) is not None:
             changes[name] = getattr(args, flag)
     if args.positive is not None:
