@@ -81,9 +81,10 @@ def annotate_command(args: argparse.Namespace) -> None:
 
 
 def import_command(args: argparse.Namespace) -> None:
-    from miro.released import import_released
+    from miro.released import import_all
 
-    print(import_released(Path(args.folder), Path(args.out), text_path=args.text_encoder, vae_path=args.vae, step=args.step))
+    for checkpoint in import_all(Path(args.folder), Path(args.out), text_path=args.text_encoder, vae_path=args.vae, step=args.step):
+        print(checkpoint)
 
 
 def _pair(text: str) -> tuple[str, float]:
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--out", required=True, help="annotation parquet file")
     a.set_defaults(run=annotate_command)
     r = sub.add_parser("import-released", help="turn a released MIRO checkpoint folder into a run folder")
-    r.add_argument("folder", help="folder with config.json, model.safetensors, uncond_embedding.npy")
+    r.add_argument("folder", help="folder with config.json, model.safetensors, uncond_embedding.npy (or variant subfolders that have them)")
     r.add_argument("--out", required=True, help="run folder to write")
     r.add_argument("--text-encoder", required=True, help="local FLAN-T5-XL folder (the released text encoder)")
     r.add_argument("--vae", required=True, help="local SDXL VAE folder (AutoencoderKL)")

@@ -3,7 +3,8 @@
     python -m miro import-released DIR --out RUN --text-encoder FLAN_T5_XL_DIR --vae SDXL_VAE_DIR
 
 DIR holds config.json, model.safetensors and uncond_embedding.npy (`nicolas-dufour/miro`, or one variant
-subfolder of `nicolas-dufour/miro-ablations`, downloaded beforehand: nothing is fetched here). RUN becomes a run
+subfolder of `nicolas-dufour/miro-ablations`, downloaded beforehand: nothing is fetched here); a DIR whose
+subfolders hold them (the ablations repository) imports each variant into RUN/<variant>. RUN becomes a run
 folder with one checkpoint, read by `miro sample`, `harness.evaluation` and the sweep like any trained run:
 the released network renamed into our layout, its reward keys mapped to our scorer names, and the stored
 negative embedding used as the null caption. The released network reads gamma = 1 - t (`time_input = gamma`).
@@ -157,3 +158,22 @@ def import_released(folder: Path | str, out: Path | str, *, text_path: str, vae_
                               extra={"imported_from": str(folder.resolve()), "model_sha256": digest, "evaluate_only": True})
     return save_checkpoint(out, step, train=train, ema=ema, optimizer={}, state={"imported": True},
                            manifest=manifest)
+
+
+def released_folders(folder: Path | str) -> list[Path]:
+    """`folder` itself when it holds a released checkpoint, else its subfolders that do (the ablation variants)."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return [folder]
+    found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
+    if not found:
+        raise MiroError(f"{folder} holds no released checkpoint (config.json, model.safetensors, uncond_embedding.npy), nor subfolders that do; download it first")
+    return found
+
+
+def import_all(folder: Path | str, out: Path | str, *, text_path: str, vae_path: str, step: int = 0) -> list[Path]:
+    """Import `folder` (one checkpoint) into `out`, or each variant subfolder into out/<variant>."""
+    folders = released_folders(folder)
+    if folders == [Path(folder)]:
+        return [import_released(folder, out, text_path=text_path, vae_path=vae_path, step=step)]
+    return [import_released(f, Path(out) / f.name, text_path=text_path, vae_path=vae_path, step=step) for f in folders]

@@ -195,5 +195,19 @@ def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_pa
 
 
 def test_import_refuses_a_folder_without_the_released_files(tmp_path):
-    with pytest.raises(SystemExit, match="lacks config.json, model.safetensors, uncond_embedding.npy"):
+    with pytest.raises(SystemExit, match="holds no released checkpoint"):
         miro_main(["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"])
+    (tmp_path / "variant").mkdir()
+    (tmp_path / "variant" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="lacks model.safetensors, uncond_embedding.npy"):
+        miro_main(["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"])
+
+
+def test_a_folder_of_variants_imports_each_into_its_own_run(parity, tmp_path):
+    import shutil
+
+    for variant in ("no_clip", "aesthetic_only"):
+        shutil.copytree(parity["work"] / "released", tmp_path / "ablations" / variant)
+    miro_main(["import-released", str(tmp_path / "ablations"), "--out", str(tmp_path / "runs"), "--text-encoder", "t5",
+               "--vae", "vae"])
+    assert [resolve_checkpoint(tmp_path / "runs" / v).name for v in ("aesthetic_only", "no_clip")] == ["step-0000000"] * 2
