@@ -1,7 +1,9 @@
 """Optimiser, learning-rate schedule and EMA of the training loop, as the released MIRO code does them.
 
 - Parameter groups (released `DiffusionModule.configure_optimizers`): norm weights (LayerNorm, RMSNorm) and
-  biases get no weight decay and, under LAMB, no trust ratio (plain Adam); everything else gets both.
+  biases get no weight decay and, under LAMB, no trust ratio (plain Adam); everything else gets both. One
+  difference, on purpose: the released code puts the whole preconditioning (the log-variance head) in the
+  decayed group, its bias included; here every bias is undecayed (one scalar; the parity test skips it).
 - LAMB (released `miro/utils/optimizers.py`, the configuration the released run used): eps 1e-8, bias-corrected
   Adam step, L2 weight decay added to the step *before* the trust ratio ||w|| / ||step||, and no gradient clip
   of its own (the loop's `clip_grad_norm_` is the only clip). timm's `Lamb` differs on all three (eps 1e-6,

@@ -1,6 +1,6 @@
 """Reference side of tests/test_parity_released.py, run in its own process on the authors' package (miro-t2i 0.1.4).
 
-    python released_parity_worker.py SITE WORKDIR
+    python released_parity_worker.py SITE WORKDIR [full]
 
 SITE holds the package's unpacked `miro/` (its __init__ emptied: the pipeline import needs PIL and diffusers);
 both packages are named `miro`, so this never runs beside ours. WORKDIR/inputs.safetensors holds the initial
@@ -28,6 +28,7 @@ from miro.utils.optimizers import Lamb  # noqa: E402
 
 torch.set_num_threads(1)
 work = Path(sys.argv[2])
+FULL = len(sys.argv) > 3 and sys.argv[3] == "full"  # the released 360.4M network, forward check only
 KEYS = ["clip_score", "aesthetic_score", "hpsv2_score"]
 NET = dict(data_size=8, data_dim=64, num_input_channels=4, num_latents=16, latents_dim=64, label_dim=32,
            num_processing_layers=1, num_blocks=2, patch_size=2, num_cond_tokens=77, read_write_heads=4, compute_heads=4,
@@ -35,6 +36,12 @@ NET = dict(data_size=8, data_dim=64, num_input_channels=4, num_latents=16, laten
            num_text_registers=4, coherence_keys=KEYS, coherence_dropout=0.0, dropout_strategy="none")
 PRE = dict(num_latents=16, latents_dim=64, do_gradnorm_reweighting=True, sigma_data=0.5)
 B, L = 3, 6
+if FULL:  # configs/experiment/multi_cad.yaml, as ../shared/bench/official_miro_throughput.py builds it
+    KEYS = ["clip_score", "aesthetic_score", "image_reward_score", "pick_a_score_score", "hpsv2_score", "vqa_score", "sciscore_score"]
+    NET.update(data_size=32, data_dim=512, num_latents=256, latents_dim=1024, label_dim=2048, num_processing_layers=4,
+               num_blocks=4, read_write_heads=16, compute_heads=32, num_text_registers=16, coherence_keys=KEYS)
+    PRE.update(num_latents=256, latents_dim=1024)
+    B, L = 1, 16
 OPT = dict(lr=1e-3, weight_decay=0.01, warmup=2, total=10, rate=0.8, step=6, ema=0.9999)
 
 torch.manual_seed(0)
@@ -57,7 +64,7 @@ g = torch.Generator().manual_seed(1)
 text = torch.randn(B, L, NET["label_dim"], generator=g)
 mask = torch.ones(B, L, dtype=torch.bool)
 mask[0, 3:] = False
-mask[1, 5:] = False
+mask[B - 1, 5:] = False
 rewards = torch.rand(B, len(KEYS), generator=g)
 ref = {"text": text, "mask": mask, "rewards": rewards}
 
@@ -70,10 +77,15 @@ def cond_batch(extra):
 
 # 1. one forward in eval mode
 net.eval()
-x_t, gamma, prev = torch.randn(B, 4, 8, 8, generator=g), torch.rand(B, generator=g), torch.randn(B, 16, 64, generator=g)
+size, latents = NET["data_size"], (NET["num_latents"], NET["latents_dim"])
+x_t, gamma, prev = torch.randn(B, 4, size, size, generator=g), torch.rand(B, generator=g), torch.randn(B, *latents, generator=g)
 with torch.no_grad():
     f_x, z = pre(net, cond_batch({"y": x_t.clone(), "gamma": gamma, "previous_latents": prev}))
 ref.update(forward_x=x_t, forward_gamma=gamma, forward_prev=prev, forward_out=f_x, forward_latents=z)
+if FULL:
+    save_file({k: v.contiguous() for k, v in ref.items()}, str(work / "reference.safetensors"))
+    print("ok")
+    sys.exit(0)
 
 # 2. one batch's loss in train mode, all randomness from one generator
 net.train()

@@ -25,7 +25,7 @@ from miro.inference import resolve_checkpoint
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
 from miro.optim import build_optimizer, ema_decay, lr_factor, update_ema
-from miro.released import network_state
+from miro.released import import_all, network_state
 from miro.sample import guidance_branches, initial_noise, sample
 from miro.text import StoredNullCaption, TextEncoder
 
@@ -211,3 +211,21 @@ def test_a_folder_of_variants_imports_each_into_its_own_run(parity, tmp_path):
     miro_main(["import-released", str(tmp_path / "ablations"), "--out", str(tmp_path / "runs"), "--text-encoder", "t5",
                "--vae", "vae"])
     assert [resolve_checkpoint(tmp_path / "runs" / v).name for v in ("aesthetic_only", "no_clip")] == ["step-0000000"] * 2
+
+
+@pytest.mark.skipif(os.environ.get("MIRO_PARITY_FULL") != "1", reason="set MIRO_PARITY_FULL=1: the released 360.4M network on the CPU (about 6 GB of files, minutes)")
+def test_released_full_size_network_output_matches(released_site, tmp_path):
+    save_file({"noise": torch.zeros(1)}, str(tmp_path / "inputs.safetensors"))
+    done = subprocess.run([sys.executable, str(WORKER), str(released_site), str(tmp_path), "full"], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = import_all(tmp_path / "released", tmp_path / "run", text_path="t5", vae_path="vae")[0]
+    cfg = from_dict(RunConfig, json.loads((ckpt / "manifest.json").read_text())["config"])
+    ref = load_file(str(tmp_path / "reference.safetensors"))
+    model = build_model(cfg.model, cfg.rewards, cfg.objective, ref["text"].shape[-1])
+    model.load_state_dict(load_file(str(ckpt / "ema.safetensors")))
+    assert sum(p.numel() for p in model.parameters()) == 360_411_664
+    with torch.no_grad():
+        v, _ = model.eval()(ref["forward_x"], 1 - ref["forward_gamma"], ref["text"], ref["mask"], ref["rewards"],
+                            torch.ones(1, 7, dtype=torch.bool), ref["forward_prev"])
+    assert torch.allclose(v, ref["forward_out"], atol=1e-4), (v - ref["forward_out"]).abs().max()
