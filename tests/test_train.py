@@ -29,8 +29,9 @@ def test_tiny_model_overfits_a_tiny_conditional_dataset(tmp_path):
     assert sum(curve[-3:]) / 3 < 0.4 * curve[0], curve
 
 
-def test_stop_and_resume_gives_bitwise_identical_weights(tmp_path):
-    cfg = tiny_config("tokens", steps=20)
+@pytest.mark.parametrize("optim", [{}, {"optimizer": "lamb", "ema_warmup": False, "cosine_rate": 0.8}], ids=["adamw", "released"])
+def test_stop_and_resume_gives_bitwise_identical_weights(tmp_path, optim):
+    cfg = tiny_config("tokens", steps=20, **optim)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(cfg, ToyDataset(), straight, progress=False)
     train(cfg, ToyDataset(), resumed, stop_at=10, progress=False)
