@@ -18,6 +18,7 @@ from miro.errors import MiroError, did_you_mean, unknown_name_error
 
 SCHEMES = ("tokens", "adaln", "prompt", "none")
 DROPOUT_STRATEGIES = ("binomial", "uniform", "none")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 def _choice(section: str, name: str, value: object, allowed: Iterable[object]) -> None:
@@ -164,7 +165,11 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and schedule: warm-up then cosine decay to `min_lr_ratio * lr`."""
+    """Optimiser and schedule: warm-up then cosine decay to `min_lr_ratio * lr`.
+
+    compile / compile_mode: torch.compile the network for training (the released recipe trains compiled);
+    see miro.compilation. Compiled and eager agree to float tolerance, not bitwise.
+    """
 
     optimizer: str = "adamw"
     lr: float = 1e-3
@@ -178,10 +183,13 @@ class OptimConfig:
     grad_accum: int = 1
     steps: int = 1000
     precision: str = "fp32"
+    compile: bool = False
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         _choice("optim", "optimizer", self.optimizer, ("adamw", "lamb"))
         _choice("optim", "precision", self.precision, ("fp32", "bf16", "fp16"))
+        _choice("optim", "compile_mode", self.compile_mode, COMPILE_MODES)
         _positive("optim", "lr", self.lr)
         for name in ("batch_size", "grad_accum", "steps"):
             _positive("optim", name, getattr(self, name))
@@ -222,6 +230,8 @@ class SampleConfig:
     Targets map reward name -> value in [0, 1]; a reward left out of a mapping is "dropped". Both empty
     (the default) means the released defaults: positive all 1, negative all 0.
     negative_caption: `null` (empty caption, the pipeline) or `same` (keep the caption: reward-only guidance).
+    precision: network calls under `bf16` autocast or in `fp32`; `auto` (default) is bf16 on CUDA, as released,
+    and fp32 elsewhere. compile / compile_mode: torch.compile the network (`reduce-overhead` adds CUDA graphs).
     """
 
     solver: str = "euler"
@@ -231,9 +241,14 @@ class SampleConfig:
     negative_targets: Mapping[str, float] = field(default_factory=dict)
     negative_caption: str = "null"
     time_shift: float = 1.0
+    precision: str = "auto"
+    compile: bool = False
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         _choice("sample", "solver", self.solver, ("euler", "heun"))
+        _choice("sample", "precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("sample", "compile_mode", self.compile_mode, COMPILE_MODES)
         _choice("sample", "negative_caption", self.negative_caption, ("null", "same"))
         _positive("sample", "steps", self.steps)
         _positive("sample", "time_shift", self.time_shift)
