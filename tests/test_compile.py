@@ -4,8 +4,11 @@ Tolerances, float32 on the CPU: a forward and a sampler run agree to rtol 1e-4 /
 reorders float sums); the logged losses of two training steps to rel 1e-5; weights to one learning rate:
 the q/k-norm biases have a gradient that is zero in exact arithmetic (softmax ignores a shift shared by all
 keys), so AdamW's normalised step turns rounding noise into moves of up to lr either way. Compiled graphs
-are cached per code object, so the tests share them by using the same shapes.
+are cached per code object, so the tests share them by using the same shapes. The sampler's CUDA-graph
+mode (`reduce-overhead`) compiles like `default` on a CPU, which is what the CPU tests check; its graph
+replay is checked by the CUDA-only test.
 """
+import copy
 import json
 from dataclasses import replace
 
@@ -44,7 +47,7 @@ def test_compiled_network_matches_eager_in_one_graph(rin_and_encoder):
     model, encoder = rin_and_encoder
     text, mask = encoder.encode(CAPTIONS * 2)  # the guided sampler's batch: both branches
     args = (torch.randn(4, 3, 16, 16), torch.rand(4), text, mask, torch.rand(4, 2), torch.ones(4, 2, dtype=torch.bool))
-    compiled = compile_network(model, "default")  # fullgraph: a graph break would raise here
+    compiled = compile_network(model, "reduce-overhead")  # fullgraph: a graph break would raise here
     v, z = model(*args)
     cv, cz = compiled(*args)
     torch.testing.assert_close(cv, v, rtol=1e-4, atol=1e-5)
@@ -54,8 +57,21 @@ def test_compiled_network_matches_eager_in_one_graph(rin_and_encoder):
 
 def test_compiled_sampler_matches_eager(rin_and_encoder):
     eager = guided(*rin_and_encoder)
-    torch.testing.assert_close(guided(*rin_and_encoder, compile_mode="default"), eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(guided(*rin_and_encoder, compile_mode="reduce-overhead"), eager, rtol=1e-4, atol=1e-5)
     assert not torch.equal(guided(*rin_and_encoder, precision="bf16"), eager)  # the precision option reaches the network
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("solver", ["euler", "heun"])  # Heun keeps one output across two graph replays
+def test_cuda_graph_sampler_matches_eager_on_a_gpu(rin_and_encoder, solver):
+    model, encoder = rin_and_encoder
+    cuda = copy.deepcopy(model).cuda()
+    for negative in (None, Branch(dict.fromkeys(REWARDS, 0.0), null_caption=True)):
+        run = dict(positive=Branch(dict.fromkeys(REWARDS, 1.0)), negative=negative, guidance_scale=3.0, steps=3,
+                   solver=solver, device="cuda", precision="fp32")
+        eager = sample(cuda, encoder, CAPTIONS, SEEDS, (3, 16, 16), **run)
+        graphs = sample(cuda, encoder, CAPTIONS, SEEDS, (3, 16, 16), compile_mode="reduce-overhead", **run)
+        torch.testing.assert_close(graphs, eager, rtol=1e-3, atol=1e-4)
 
 
 def test_compiled_training_matches_eager_and_saves_plain_keys(tmp_path):
