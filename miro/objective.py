@@ -60,7 +60,7 @@ def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torc
     x_t = interpolate(x, eps, t)                                               # (1 - t) x + t eps
     target = velocity_target(x, eps)                                           # eps - x
     prev = None
-    if objective.self_conditioning > 0 and model.has_latents:
+    if objective.self_conditioning > 0 and getattr(model, "module", model).has_latents:  # DDP hides the network in .module
         use = (torch.rand(x.shape[0], generator=generator) < objective.self_conditioning).to(device, non_blocking=True)
         with torch.no_grad():
             _, latents = model(x_t, t, text, text_mask, rewards, kept)
