@@ -1,6 +1,10 @@
 """Sessions: `nox -l` lists them. Dependencies come from pyproject.toml (project + dependency groups)."""
 from __future__ import annotations
 
+import os
+import zipfile
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -44,8 +48,32 @@ def report(session: nox.Session) -> None:
     session.run("python", "-m", "reports", *session.posargs)
 
 
+# the authors' benchmark script, from the project's shared folder (inside or beside the checkout)
+REFERENCE_SCRIPT = next((p for p in (Path("shared"), Path("../shared")) if (p / "bench").is_dir()), Path("../shared")) \
+    / "bench" / "official_miro_throughput.py"
+REFERENCE_SITE = Path(".bench_ref")  # git-ignored: the authors' package is downloaded, never committed
+
+
+def authors_package(session: nox.Session) -> None:
+    """Unpack the authors' `miro` package (PyPI miro-t2i 0.1.4) into .bench_ref/, as the reference script expects."""
+    if (REFERENCE_SITE / "miro").is_dir():
+        return
+    session.run("python", "-m", "pip", "download", "--no-deps", "-d", str(REFERENCE_SITE), "miro-t2i==0.1.4")
+    with zipfile.ZipFile(REFERENCE_SITE / "miro_t2i-0.1.4-py3-none-any.whl") as wheel:
+        wheel.extractall(REFERENCE_SITE, [n for n in wheel.namelist() if n.startswith("miro/")])
+    (REFERENCE_SITE / "miro" / "__init__.py").write_text("")  # skip the pipeline import (needs PIL, diffusers)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Time a RIN training step and guided sampling at the released settings (tiny config on CPU); prints JSON."""
-    install_project(session)
-    session.run("python", "-m", "miro.bench", *session.posargs)
+    """Ours beside the authors' network, training (batch 128) and sampling (batch 64), one JSON line (tiny on a CPU).
+
+    nox -s bench [-- --compile] ; other options: python -m miro.bench --help. Without ../shared/bench
+    (the authors' benchmark script) only ours is timed.
+    """
+    install_project(session, "bench")
+    args = list(session.posargs)
+    if REFERENCE_SCRIPT.is_file() and "--reference" not in args:
+        authors_package(session)
+        args += ["--reference", str(REFERENCE_SCRIPT), "--reference-site", str(REFERENCE_SITE)]
+    session.run("python", "-m", "miro.bench", *args, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})

@@ -50,7 +50,8 @@ def sample_command(args: argparse.Namespace) -> None:
     seeds = [seed_for(c, i, args.seed) for c in args.caption for i in range(args.samples)]
     x = sample(gen.model, gen.text_encoder, captions, seeds, gen.data_shape, positive=positive, negative=negative,
                guidance_scale=args.guidance if args.guidance is not None else s.guidance_scale, steps=s.steps,
-               solver=s.solver, shift=s.time_shift)
+               solver=s.solver, shift=s.time_shift, device=gen.device, precision=s.precision,
+               compile_mode=s.compile_mode if s.compile else None)
     images = (gen.latent_space.decode(x) + 1) / 2
     save_image(images, args.out, nrow=args.samples)
     print(f"{args.out}: {len(images)} images, step {gen.step}, targets {positive.targets}")

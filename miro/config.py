@@ -18,6 +18,7 @@ from miro.errors import MiroError, did_you_mean, unknown_name_error
 
 SCHEMES = ("tokens", "adaln", "prompt", "none")
 DROPOUT_STRATEGIES = ("binomial", "uniform", "none")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 def _choice(section: str, name: str, value: object, allowed: Iterable[object]) -> None:
@@ -187,6 +188,8 @@ class OptimConfig:
     released run has cosine_rate 0.8 and min_lr_ratio 0 (final lr 0.0955 x peak).
     ema_warmup: decay min(ema_decay, (1 + step) / (10 + step)) (the shapes default, for short runs);
     False is the released constant decay from a copy of the initial weights.
+    compile / compile_mode: torch.compile the network for training (the released recipe trains compiled);
+    see miro.compilation. Compiled and eager agree to float tolerance, not bitwise.
     """
 
     optimizer: str = "adamw"
@@ -204,10 +207,13 @@ class OptimConfig:
     grad_accum: int = 1
     steps: int = 1000
     precision: str = "fp32"
+    compile: bool = False
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         _choice("optim", "optimizer", self.optimizer, ("adamw", "lamb"))
         _choice("optim", "precision", self.precision, ("fp32", "bf16", "fp16"))
+        _choice("optim", "compile_mode", self.compile_mode, COMPILE_MODES)
         _positive("optim", "lr", self.lr)
         for name in ("batch_size", "grad_accum", "steps"):
             _positive("optim", name, getattr(self, name))
@@ -251,6 +257,8 @@ class SampleConfig:
     1 in the positive branch and 0 in the negative (miro.sample.guidance_branches, the one place they are made).
     negative_caption: `null` (empty caption, the pipeline), `same` (keep the caption: reward-only guidance) or
     `bank` (a caption drawn per sample from the prompts in `negative_bank`, the authors' GenEval protocol).
+    precision: network calls under `bf16` autocast or in `fp32`; `auto` (default) is bf16 on CUDA, as released,
+    and fp32 elsewhere. compile / compile_mode: torch.compile the network (`reduce-overhead` adds CUDA graphs).
     """
 
     solver: str = "euler"
@@ -261,9 +269,14 @@ class SampleConfig:
     negative_caption: str = "null"
     negative_bank: str = ""  # text file, one prompt a line, for negative_caption = "bank"
     time_shift: float = 1.0
+    precision: str = "auto"
+    compile: bool = False
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         _choice("sample", "solver", self.solver, ("euler", "heun"))
+        _choice("sample", "precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("sample", "compile_mode", self.compile_mode, COMPILE_MODES)
         _choice("sample", "negative_caption", self.negative_caption, ("null", "same", "bank"))
         if self.negative_caption == "bank" and not self.negative_bank:
             raise MiroError('sample.negative_bank is empty; set it to a text file of prompts (one a line) for sample.negative_caption = "bank"')

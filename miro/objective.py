@@ -51,18 +51,22 @@ def condition_inputs(captions: Sequence[str], rewards: torch.Tensor, cfg: Reward
 def flow_matching_loss(model: FlowModel, logvar: LogVarianceHead | None, x: torch.Tensor, captions: Sequence[str],
                        rewards: torch.Tensor, text_encoder: TextEncoder, rewards_cfg: RewardConfig,
                        objective: ObjectiveConfig, generator: torch.Generator) -> torch.Tensor:
-    """The loss of one micro-batch: x (B, C, H, W) clean data, rewards (B, N) in [0, 1]."""
+    """The loss of one micro-batch: x (B, C, H, W) clean data, rewards (B, N) in [0, 1].
+
+    The randomness is drawn on the host (seeded, device-independent) and copied with non_blocking=True,
+    which for these host tensors only skips waiting for the device's queue to drain.
+    """
     device = x.device
     captions, rewards, kept = condition_inputs(captions, rewards, rewards_cfg, generator)
-    text, text_mask = (t.to(device) for t in text_encoder.encode(captions))  # (B, L, Dt), (B, L)
-    rewards, kept = rewards.to(device), kept.to(device)
-    t = sample_time(objective.time_sampling, x.shape[0], generator).to(device)  # (B,)
-    eps = torch.randn(x.shape, generator=generator).to(device)                 # (B, C, H, W)
+    text, text_mask = (t.to(device, non_blocking=True) for t in text_encoder.encode(captions))  # (B, L, Dt), (B, L)
+    rewards, kept = rewards.to(device, non_blocking=True), kept.to(device, non_blocking=True)
+    t = sample_time(objective.time_sampling, x.shape[0], generator).to(device, non_blocking=True)  # (B,)
+    eps = torch.randn(x.shape, generator=generator).to(device, non_blocking=True)  # (B, C, H, W)
     x_t = interpolate(x, eps, t)                                               # (1 - t) x + t eps
     target = velocity_target(x, eps)                                           # eps - x
     prev = None
-    if objective.self_conditioning > 0 and model.has_latents:
-        use = (torch.rand(x.shape[0], generator=generator) > 1 - objective.self_conditioning).to(device)  # as released
+    if objective.self_conditioning > 0 and getattr(model, "module", model).has_latents:  # DDP hides the network in .module
+        use = (torch.rand(x.shape[0], generator=generator) > 1 - objective.self_conditioning).to(device, non_blocking=True)  # as released
         with torch.no_grad():
             _, latents = model(x_t, t, text, text_mask, rewards, kept)
         prev = latents * use.reshape(-1, 1, 1).to(latents.dtype)              # zero latents = no self-conditioning

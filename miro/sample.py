@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from miro.compilation import compile_network, sampling_autocast
 from miro.config import SampleConfig
 from miro.conventions import guided_velocity
 from miro.errors import MiroError, did_you_mean
@@ -36,15 +37,17 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
 @torch.no_grad()
 def integrate(velocity: VelocityField, x: torch.Tensor, steps: int, solver: str = "euler",
               shift: float = 1.0) -> torch.Tensor:
-    """Solve dx/dt = v(x, t) from t = 1 (x = noise) to t = 0 with Euler or Heun (2nd order) steps."""
-    grid = time_grid(steps, shift).to(x.device)
+    """Solve dx/dt = v(x, t) from t = 1 (x = noise) to t = 0 with Euler or Heun (2nd order) steps.
+
+    The time grid stays on the host (Python floats), so no step waits for the device to answer a question.
+    """
+    grid = time_grid(steps, shift)
     for t_now, t_next in zip(grid[:-1], grid[1:], strict=True):
-        dt = t_next - t_now  # negative
-        t_batch = t_now.expand(x.shape[0])
-        v = velocity(x, t_batch)
+        dt = float(t_next - t_now)  # negative
+        v = velocity(x, x.new_full((x.shape[0],), float(t_now)))
         x_euler = x + dt * v
         if solver == "heun" and t_next > 0:
-            v_next = velocity(x_euler, t_next.expand(x.shape[0]))
+            v_next = velocity(x_euler, x.new_full((x.shape[0],), float(t_next)))
             x = x + dt * 0.5 * (v + v_next)
         else:
             x = x_euler
@@ -132,10 +135,13 @@ def branch_inputs(branch: Branch, captions: Sequence[str], model: FlowModel, tex
 def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str], seeds: Sequence[int],
            shape: Sequence[int], *, positive: Branch, negative: Branch | None, guidance_scale: float,
            steps: int = 50, solver: str = "euler", shift: float = 1.0,
-           device: torch.device | str = "cpu") -> torch.Tensor:
+           device: torch.device | str = "cpu", precision: str = "auto",
+           compile_mode: str | None = None) -> torch.Tensor:
     """Generate one sample per (caption, seed) in the model's data space: (B, *shape).
 
-    With `negative` None or guidance_scale == 1 only the positive branch is evaluated.
+    With `negative` None or guidance_scale == 1 only the positive branch is evaluated. Network calls run
+    under `precision` (SampleConfig.precision) and, with a `compile_mode`, through torch.compile; the ODE
+    state stays float32.
     """
     device = torch.device(device)
     check_targets(positive.targets, model.reward_names)
@@ -150,13 +156,13 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
         neg = branch_inputs(negative, negative.captions_for(captions, seeds), model, text_encoder, device)
         both = tuple(torch.cat([p, n]) for p, n in zip(pos, neg, strict=True))  # type: ignore[assignment]
     latents: list[torch.Tensor | None] = [None]  # self-conditioning: the previous evaluation's latents
+    net = compile_network(model, compile_mode) if compile_mode else model
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x_in, t_in = (torch.cat([x, x]), torch.cat([t, t])) if guided else (x, t)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):  # as the released sampler
-            v, z = model(x_in, t_in, *both, prev_latents=latents[0])
-        v = v.float()
-        latents[0] = z
+        with sampling_autocast(precision, device):
+            v, z = net(x_in, t_in, *both, prev_latents=latents[0])
+        v, latents[0] = v.to(torch.float32, copy=True), z  # a copy: CUDA graphs reuse output memory on the next call
         if not guided:
             return v
         v_pos, v_neg = v.chunk(2)

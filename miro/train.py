@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from miro.checkpoint import checkpoint_dirs, load_checkpoint, load_strict, save_checkpoint
+from miro.compilation import compile_network
 from miro.config import RunConfig, to_dict
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
@@ -133,6 +134,8 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         return existing[-1]
 
     net: nn.Module = DistributedDataParallel(model) if dist_info.world > 1 else model
+    if opt_cfg.compile:  # calls go through the compiled wrapper; `model` (plain keys) is what is saved
+        net = compile_network(net, opt_cfg.compile_mode, fullgraph=dist_info.world == 1)
     manifest = build_manifest(config, seed=cfg.seed, device=device, extra={"world_size": dist_info.world})
     n_rewards = len(cfg.rewards.conditioned)
     bar = tqdm(range(start, end), initial=start, total=end, disable=not (progress and dist_info.is_main),
@@ -142,7 +145,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     tic, seen = time.perf_counter(), 0
     for step in bar:
         trainable.train()
-        total = 0.0
+        total = torch.zeros((), device=device)  # the step's loss, kept on the device: read only when logged
         for m in range(opt_cfg.grad_accum):
             position = ((step * opt_cfg.grad_accum + m) * dist_info.world + dist_info.rank) * micro
             images, captions, rewards = collate([dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)], n_rewards)
@@ -152,7 +155,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
                 x = latent_space.encode(images.to(device), generator)  # (B, C, H, W) data the flow runs on
                 loss = flow_matching_loss(net, logvar, x, captions, rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
             scaler.scale(loss / opt_cfg.grad_accum).backward()
-            total += loss.item() / opt_cfg.grad_accum
+            total += loss.detach() / opt_cfg.grad_accum
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable.parameters(), opt_cfg.grad_clip or float("inf"))
         scaler.step(optimizer)
@@ -164,10 +167,10 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         done = step + 1
 
         if done % cfg.log_every == 0 or done == end:
-            rate = seen / (time.perf_counter() - tic)
-            bar.set_postfix(loss=f"{total:.4f}", samples_s=f"{rate:.0f}")
+            rate, step_loss = seen / (time.perf_counter() - tic), float(total)
+            bar.set_postfix(loss=f"{step_loss:.4f}", samples_s=f"{rate:.0f}")
             if log:
-                log.write(json.dumps({"step": done, "loss": total, "grad_norm": float(grad_norm),
+                log.write(json.dumps({"step": done, "loss": step_loss, "grad_norm": float(grad_norm),
                                       "lr": schedule.get_last_lr()[0], "samples_per_s": rate}) + "\n")
                 log.flush()
         if dist_info.is_main and (done % cfg.checkpoint_every == 0 or done == end):

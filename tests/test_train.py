@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
@@ -113,7 +114,8 @@ def test_learning_rate_warms_up_then_decays():
 def _ddp_worker(rank, world, port, run_dir):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    train(tiny_config("tokens", steps=6, batch_size=8), ToyDataset(), run_dir, progress=False)
+    cfg = tiny_config("tokens", "rin", steps=6, batch_size=8)  # the paper's backbone, with self-conditioning
+    train(replace(cfg, objective=ObjectiveConfig(self_conditioning=0.9)), ToyDataset(), run_dir, progress=False)
     torch.distributed.destroy_process_group()
 
 

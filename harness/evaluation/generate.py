@@ -181,7 +181,8 @@ def generate_images(generator: Generator, prompts: Sequence[Prompt], folder: str
             data = sample(generator.model, generator.text_encoder, [p.text for p, _ in batch],
                           [image_seed(options.seed, p.index, k) for p, k in batch], generator.data_shape,
                           positive=positive, negative=negative, guidance_scale=opts.guidance_scale, steps=opts.steps,
-                          solver=opts.solver, shift=opts.time_shift, device=generator.device)
+                          solver=opts.solver, shift=opts.time_shift, device=generator.device, precision=opts.precision,
+                          compile_mode=opts.compile_mode if opts.compile else None)
             for (p, k), image in zip(batch, to_uint8(generator.latent_space.decode(data))):
                 write_png_atomic(image_path(folder, p.index, k), image)
             report.generated += len(batch)
