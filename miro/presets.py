@@ -62,7 +62,7 @@ def paper() -> RunConfig:
         name="paper",
         data=DataConfig(source="webdataset", path="REQUIRED", resolution=256),
         rewards=RewardConfig(names=PAPER_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.0,
-                             caption_dropout=0.1, bins=64),  # the released loss's cond_drop_rate
+                             caption_dropout=0.1, bins=64),  # released FlowMatchingLoss cond_drop_rate (multi_cad config)
         text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=77),  # released max_text_len / num_cond_tokens
         latents=LatentConfig(space="vae", vae_path="REQUIRED", normalisation="sdxl_channel_wise", sample_posterior=True),
         model=ModelConfig(backbone="rin", image_size=32, channels=4, patch_size=2, width=1024, heads=32,
