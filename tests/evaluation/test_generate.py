@@ -86,3 +86,16 @@ def test_shard_and_option_checks():
             Shard.parse(text)
     with pytest.raises(MiroError, match="samples per prompt"):
         GenerationOptions(samples_per_prompt=0)
+
+
+def test_no_targets_guides_all_one_against_all_zero_and_a_partial_target_keeps_the_rest(generator, prompts, tmp_path):
+    explicit, default = tmp_path / "explicit", tmp_path / "default"
+    generate_images(generator, prompts[:1], explicit, OPTIONS, progress=False)
+    generate_images(generator, prompts[:1], default, replace(OPTIONS, sample=SampleConfig(steps=2, guidance_scale=2.0)), progress=False)
+    assert files(explicit) == files(default)  # one place builds the branches: missing = 1 positive, 0 negative
+    first = TRAINED[0]
+    partial = replace(OPTIONS, sample=SampleConfig(steps=2, guidance_scale=2.0, positive_targets={first: 0.0}))
+    spelled = replace(OPTIONS, sample=replace(OPTIONS.sample, positive_targets={**dict.fromkeys(TRAINED, 1.0), first: 0.0}))
+    generate_images(generator, prompts[:1], tmp_path / "partial", partial, progress=False)
+    generate_images(generator, prompts[:1], tmp_path / "spelled", spelled, progress=False)
+    assert files(tmp_path / "partial") == files(tmp_path / "spelled") != files(explicit)
