@@ -20,7 +20,9 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from miro.models.loss import FlowMatchingLoss  # noqa: E402
 from miro.models.networks.rin import CADRINTextCond  # noqa: E402
 from miro.models.networks.transformers import RMSNorm  # noqa: E402
+from miro.models.postprocessing import VAEPostProcessing  # noqa: E402
 from miro.models.preconditioning import FlowPrecond  # noqa: E402
+from miro.models.preprocessing import PrecomputedSDLatentPreconditioning  # noqa: E402
 from miro.models.sampler import flow_euler_sampler  # noqa: E402
 from miro.models.scheduler import LinearScheduler  # noqa: E402
 from miro.utils.lr_scheduler import WarmupCosineDecayLR  # noqa: E402
@@ -74,6 +76,11 @@ def cond_batch(extra):
     batch.update({f"{k}_coherence": rewards[:, i].clone() for i, k in enumerate(KEYS)})
     return batch
 
+
+# 0. latent scaling: SDXL posterior mean -> the flow's data and back (channel-wise statistics)
+vae_mean = torch.randn(B, 4, 8, 8, generator=g) * 6 + 1
+scaled = PrecomputedSDLatentPreconditioning(channel_wise_normalisation=True)({"vae_embeddings_mean": vae_mean})["x_0"]
+ref.update(vae_mean=vae_mean, vae_scaled=scaled, vae_unscaled=VAEPostProcessing(channel_wise_normalisation=True)(scaled))
 
 # 1. one forward in eval mode
 net.eval()

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from miro.__main__ import main as miro_main
 from miro.config import ObjectiveConfig, OptimConfig, RewardConfig, RunConfig, SampleConfig, from_dict
 from miro.inference import resolve_checkpoint
+from miro.latents import channel_scaling
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
 from miro.optim import build_optimizer, ema_decay, lr_factor, update_ema
@@ -89,6 +90,13 @@ def test_imported_run_maps_reward_names_and_time(parity):
     assert cfg.rewards.names == ("jina_clip", "aesthetic", "hpsv2") and cfg.model.time_input == "gamma"
     assert cfg.latents.normalisation == "sdxl_channel_wise" and cfg.latents.sample_posterior
     assert Path(cfg.text.null_embedding).parent == parity["run"]
+
+
+def test_latent_scaling_matches_the_released_channel_wise_statistics(parity):
+    ref = parity["ref"]
+    scale, shift = channel_scaling("sdxl_channel_wise", 4, 0.13025, 0.0)
+    assert torch.allclose((ref["vae_mean"] - shift) * scale, ref["vae_scaled"], atol=1e-6)
+    assert torch.allclose(ref["vae_scaled"] / scale + shift, ref["vae_unscaled"], atol=1e-5)
 
 
 def test_network_output_matches(parity):
