@@ -188,6 +188,15 @@ def read_annotation(path: str | os.PathLike) -> pd.DataFrame:
     return wide
 
 
+def annotation_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of an annotation file's bytes: bins fitted on it are refitted when it changes."""
+    from miro.rewards.real.weights import sha256_file
+
+    if not Path(path).is_file():
+        raise MiroError(f"annotation {path} does not exist (or is not assembled yet); run annotate for every shard, or annotate --merge")
+    return sha256_file(Path(path))[:16]
+
+
 # ---- annotation ------------------------------------------------------------------------------------------
 
 @dataclass

@@ -95,7 +95,7 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
     data = cfg.data
     if data.source == "shapes":
         folder = prepare_shapes(data, data_root, progress)
-        bins = BinEdges.load(folder / "reward_bins.json")
+        bins = fit_bins(folder / "annotations.parquet", SHAPES_SCORERS)  # instant once fitted
         rendered = load_rendered(folder)
         labelled = RewardTrainingSet(DatasetSource(rendered), folder / "annotations.parquet", bins,
                                      cfg.rewards.names, require_ok=SHAPES_SCORERS)
