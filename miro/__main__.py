@@ -2,7 +2,9 @@
 
     python -m miro train --preset smoke --out runs/smoke [--set optim.steps=200 ...] [--dry-run]
     python -m miro sample runs/smoke --caption "a photo of a red circle" --samples 4 --out grid.png
-    python -m miro annotate --samples 10000 --out runs/shapes-10k/annotations.parquet [--shard 0/4]
+    python -m miro annotate --samples 10000 --out runs/shapes-10k/annotation [--shard 0/4]
+    python -m miro precompute --source folder --path DATA --weights weights.toml --out runs/features
+    python -m miro weights check weights.toml
 
 To resume a training run, run the same command again.
 """
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from miro.cli_data import add_commands
 from miro.config import to_dict, with_overrides
 from miro.errors import MiroError
 from miro.presets import PRESETS, preset
@@ -54,30 +57,6 @@ def sample_command(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(images)} images, step {gen.step}, targets {positive.targets}")
 
 
-def annotate_command(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from miro.data.annotate import annotate, summarize
-    from miro.data.build import SHAPES_SCORERS
-    from miro.data.shapes import ShapesDataset, ShapesWorldConfig
-    from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
-
-    source: DatasetSource | ImageFolderSource | WebDatasetSource
-    if args.source == "shapes":
-        source = DatasetSource(ShapesDataset(ShapesWorldConfig(resolution=args.resolution), args.samples, args.seed))
-    elif not args.path:
-        raise MiroError(f"--path is required for --source {args.source}; give the image folder or shard location")
-    else:
-        source = ImageFolderSource(args.path) if args.source == "folder" else WebDatasetSource(args.path)
-    index, _, count = args.shard.partition("/")
-    scorers = args.scorer or list(SHAPES_SCORERS)
-    annotate(source, scorers, Path(args.out), shard_index=int(index), shard_count=int(count or 1),
-             batch_size=args.batch_size)  # prints its one-line report
-    summary = summarize(args.out)
-    with pd.option_context("display.width", 200, "display.precision", 3):
-        print(f"\nper-reward statistics\n{summary['stats'].to_string()}\n\ncorrelations\n{summary['corr'].to_string()}")
-
-
 def _pair(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
@@ -105,17 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--target", action="append", default=[], metavar="REWARD=VALUE", help="positive reward target")
     s.add_argument("--out", default="samples.png")
     s.set_defaults(run=sample_command)
-    a = sub.add_parser("annotate", help="score a dataset with reward scorers into a parquet file (resumable)")
-    a.add_argument("--source", default="shapes", choices=["shapes", "folder", "webdataset"])
-    a.add_argument("--path", default="", help="image folder or webdataset shards (not for shapes)")
-    a.add_argument("--samples", type=int, default=10000, help="shapes world samples")
-    a.add_argument("--resolution", type=int, default=32, help="shapes world resolution")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--scorer", action="append", default=[], help="scorer name (default: every shapes reward)")
-    a.add_argument("--shard", default="0/1", metavar="I/N", help="score only shard I of N (SLURM arrays)")
-    a.add_argument("--batch-size", type=int, default=256)
-    a.add_argument("--out", required=True, help="annotation parquet file")
-    a.set_defaults(run=annotate_command)
+    add_commands(sub)
     args = parser.parse_args(argv)
     try:
         args.run(args)

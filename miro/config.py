@@ -195,14 +195,18 @@ class OptimConfig:
 class DataConfig:
     """Training data: `shapes` (the embedded world, generated on the fly) or annotated `webdataset`/`folder` data.
 
-    annotations / bin_edges: parquet of reward scores and the JSON bin edges saved beside it
-    (written by annotation; empty for the shapes world, which annotates itself into the run folder).
+    annotations / bin_edges: parquet of reward scores and the JSON bin edges stored under its name
+    (written by annotation; empty for the shapes world, which annotates itself into the run folder;
+    an empty bin_edges fits them on first use).
+    features: a `miro precompute` folder of VAE latents and/or T5 caption embeddings; the trainer then
+    reads them instead of running the encoders ("" encodes on the fly, fine for small data).
     """
 
     source: str = "shapes"
     path: str = ""
     annotations: str = ""
     bin_edges: str = ""
+    features: str = ""
     num_samples: int = 20000
     seed: int = 0
     resolution: int = 32
@@ -212,6 +216,8 @@ class DataConfig:
         _positive("data", "num_samples", self.num_samples)
         if self.source != "shapes" and not self.path:
             raise MiroError(f'data.path is empty; set it to the {self.source} location for data.source = "{self.source}"')
+        if self.source == "shapes" and self.features:
+            raise MiroError('data.features is set but data.source = "shapes" renders its images in memory; clear data.features or train on a folder / webdataset')
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from miro.checkpoint import checkpoint_dirs, load_checkpoint, load_strict, save_checkpoint
 from miro.config import OptimConfig, RunConfig, to_dict
+from miro.data.precompute import StoredText
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
 from miro.latents import build_latent_space
@@ -32,7 +33,7 @@ from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
 from miro.seeding import generator_for, seed_for
-from miro.text import build_text_encoder
+from miro.text import TextEncoder, build_text_encoder
 
 
 class TrainingSet(Protocol):
@@ -66,6 +67,29 @@ def collate(items: Sequence[dict[str, Any]], rewards: int) -> tuple[torch.Tensor
     scores = torch.stack([torch.as_tensor(it["rewards"], dtype=torch.float32)[:rewards] for it in items]) \
         if rewards else torch.zeros(len(items), 0)
     return images, captions, scores
+
+
+def data_encoders(cfg: RunConfig, dataset: TrainingSet, device: torch.device) -> tuple[TextEncoder, Callable[[torch.Tensor], torch.Tensor]]:
+    """The text encoder and the image -> flow-data map of a run, reading precomputed features when the
+    dataset has them (then T5 and the VAE are never loaded: nothing is encoded twice)."""
+    kinds = getattr(getattr(dataset, "features", None), "kinds", [])
+    text_encoder = dataset.features.stored_text() if "text" in kinds else build_text_encoder(cfg.text, device)  # type: ignore[attr-defined]
+    if "text" in kinds and text_encoder.max_tokens != cfg.text.max_tokens:
+        raise MiroError(f"text.max_tokens = {cfg.text.max_tokens} but the precomputed captions have {text_encoder.max_tokens} tokens; set text.max_tokens={text_encoder.max_tokens} or precompute again")
+    if "latent" in kinds:
+        shape = tuple(dataset[0]["image"].shape)
+        expected = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
+        if shape != expected:
+            raise MiroError(f"precomputed latents are {shape} but model.channels, image_size give {expected}; set model.channels={shape[0]} model.image_size={shape[1]} or precompute at the right resolution")
+        return text_encoder, lambda x: x  # already the scaled latent the flow runs on
+    return text_encoder, build_latent_space(cfg.latents, device).encode
+
+
+def held_text(text_encoder: TextEncoder, items: Sequence[dict[str, Any]]) -> None:
+    """Hand a batch's stored caption embeddings to the stored-text encoder (no-op for a live encoder)."""
+    if isinstance(text_encoder, StoredText):
+        text_encoder.hold([str(it["caption"]) for it in items], torch.stack([torch.as_tensor(it["text_embedding"]) for it in items]),
+                          torch.stack([torch.as_tensor(it["text_mask"]) for it in items]))
 
 
 def lr_factor(step: int, cfg: OptimConfig) -> float:
@@ -136,8 +160,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         check_run_dir(run_dir, config)
         write_json_atomic(run_dir / "config.json", config)
 
-    text_encoder = build_text_encoder(cfg.text, device)
-    latent_space = build_latent_space(cfg.latents, device)
+    text_encoder, to_flow_data = data_encoders(cfg, dataset, device)
     torch.manual_seed(seed_for("init", cfg.seed))  # same initial weights on every rank and every rerun
     model: FlowModel = build_model(cfg.model, cfg.rewards, cfg.objective, text_encoder.dim).to(device)
     logvar = LogVarianceHead().to(device) if cfg.objective.uncertainty_weighting else None
@@ -172,11 +195,13 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         total = 0.0
         for m in range(opt_cfg.grad_accum):
             position = ((step * opt_cfg.grad_accum + m) * dist_info.world + dist_info.rank) * micro
-            images, captions, rewards = collate([dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)], n_rewards)
+            items = [dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)]
+            images, captions, rewards = collate(items, n_rewards)
+            held_text(text_encoder, items)
             generator = generator_for("train", cfg.seed, step, m, dist_info.rank)
             sync = nullcontext() if m == opt_cfg.grad_accum - 1 or dist_info.world == 1 else net.no_sync()  # type: ignore[operator]
             with sync, autocast(opt_cfg.precision, device):
-                x = latent_space.encode(images.to(device))  # (B, C, H, W) data the flow runs on
+                x = to_flow_data(images.to(device))  # (B, C, H, W) data the flow runs on
                 loss = flow_matching_loss(net, logvar, x, captions, rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
             scaler.scale(loss / opt_cfg.grad_accum).backward()
             total += loss.item() / opt_cfg.grad_accum

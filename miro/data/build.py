@@ -4,7 +4,8 @@ The shapes world is generated, annotated with every analytic reward and binned o
 in a data folder that every arm of a sweep shares (so all arms train on the same samples with the
 same bins). Its rendered images are cached beside the annotation, so each arm loads the whole set
 into memory in a second instead of rendering it again. Folders and webdataset shards are read with
-the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`).
+the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`), and the precomputed
+latents and caption embeddings of `data.features` when set.
 """
 from __future__ import annotations
 
@@ -105,4 +106,5 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
         raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
     source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
     bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names)
-    return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution)
+    return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution,
+                             features=data.features or None)

@@ -14,6 +14,11 @@ be far larger than memory), and indexed on read. Rerunning skips the pairs alrea
 SLURM array write into the same directory side by side. Each part records the encoders' fingerprints;
 adding to a store made with other encoders or settings is refused.
 
+Beside the parts: null_text.npz, the T5 embedding of the null caption "" (caption dropout trains on it,
+so a trainer reading stored text never loads T5), and latent-stats-<shard>-of-<count>.json, per-channel
+sum, sum of squares and count of the posterior means of one shard; `latent_statistics` adds them up into
+the dataset's per-channel mean and std (for a per-channel latent normalisation).
+
 Fingerprint of an encoder: its config (minus paths and library versions), the tokenizer files' bytes,
 and for each weights file its name, size and the sha256 of its first and last MiB (hashing whole
 multi-GB weights on every resume would cost more than it protects).
@@ -42,11 +47,13 @@ from miro.data.annotate import read_meta, write_parquet_atomic
 from miro.data.sources import ItemError, Source, SourceItem, as_source, fit_to
 from miro.errors import MiroError
 from miro.latents import VaeSpace
-from miro.text import T5TextEncoder
+from miro.manifest import write_json_atomic
+from miro.text import T5TextEncoder, TextEncoder
 
 FORMAT = "miro.features/1"
 META_KEY = b"miro.features"
 KINDS = ("latent", "text")
+NULL_TEXT = "null_text.npz"
 ROW_GROUP = 64  # rows per parquet row group: a random read loads one group
 _IGNORED_CONFIG_KEYS = {"_name_or_path", "_diffusers_version", "transformers_version", "_commit_hash", "architectures", "torch_dtype"}
 
@@ -268,10 +275,77 @@ def precompute(
         bar.close()
         if buffer:
             flush()
+    if text is not None and not (out / NULL_TEXT).is_file():
+        hidden, mask = encode_captions(text, [""])
+        _write_npz(out / NULL_TEXT, {"text_embedding": hidden[0].numpy().astype(getattr(np, options.store_dtype)),
+                                     "text_mask": mask[0].numpy(), "fingerprint": np.array(encoders["text"]["fingerprint"])})
+    if vae is not None:
+        _write_shard_stats(out, shard_index, shard_count)
     report.seconds = time.perf_counter() - start
     if progress:
         tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
     return report
+
+
+def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_npz(arrays))
+    os.replace(tmp, path)
+
+
+def _write_shard_stats(out: Path, shard_index: int, shard_count: int) -> None:
+    """Per-channel sum, sum of squares and count of this shard's stored posterior means."""
+    total, squares, count = None, None, 0
+    for path in sorted(out.glob(f"part-{shard_index:05d}-*.parquet")):
+        table = pq.read_table(path, columns=["kind", "status", "payload"])
+        for kind, status, payload in zip(*(table[c].to_pylist() for c in ("kind", "status", "payload"))):
+            if kind != "latent" or status != "ok":
+                continue
+            with np.load(io.BytesIO(payload)) as arrays:
+                mean = arrays["latent_mean"].astype(np.float64)  # (C, h, w)
+            flat = mean.reshape(mean.shape[0], -1)
+            total = flat.sum(1) if total is None else total + flat.sum(1)
+            squares = (flat ** 2).sum(1) if squares is None else squares + (flat ** 2).sum(1)
+            count += flat.shape[1]
+    if total is not None:
+        write_json_atomic(out / f"latent-stats-{shard_index:05d}-of-{shard_count:05d}.json",
+                          {"sum": total.tolist(), "sum_squares": squares.tolist(), "count": count})
+
+
+def latent_statistics(path: str | os.PathLike) -> dict[str, list[float]]:
+    """The dataset's per-channel mean and std of the unscaled posterior means, from every shard's sums."""
+    files = sorted(Path(path).glob("latent-stats-*.json"))
+    if not files:
+        raise MiroError(f"{path} holds no latent statistics; run precompute with a VAE for every shard")
+    counts = {f.name.rsplit("-of-", 1)[1] for f in files}
+    if len(counts) > 1:
+        raise MiroError(f"{path} mixes latent statistics of shardings {sorted(counts)}; delete the stale latent-stats-*.json and rerun precompute")
+    records = [json.loads(f.read_text()) for f in files]
+    n = sum(r["count"] for r in records)
+    total = np.sum([r["sum"] for r in records], axis=0)
+    squares = np.sum([r["sum_squares"] for r in records], axis=0)
+    mean = total / n
+    return {"mean": mean.tolist(), "std": np.sqrt(np.maximum(squares / n - mean ** 2, 0.0)).tolist(), "count": [float(n)]}
+
+
+class StoredText(TextEncoder):
+    """Caption embeddings read from a feature store instead of running T5.
+
+    The trainer hands it each batch's stored embeddings (`hold`); `encode` then returns them, with the
+    stored null-caption embedding for captions that caption dropout replaced by "".
+    """
+
+    def __init__(self, null_embedding: torch.Tensor, null_mask: torch.Tensor) -> None:
+        self.null = (null_embedding.float(), null_mask.bool())  # (L, D), (L,)
+        self.max_tokens, self.dim = null_embedding.shape
+        self._held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hold(self, captions: Sequence[str], embeddings: torch.Tensor, masks: torch.Tensor) -> None:
+        self._held = {c: (e.float(), m.bool()) for c, e, m in zip(captions, embeddings, masks)}
+
+    def encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.null if c == "" else self._held[c] for c in captions]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
 
 class Features:
@@ -311,6 +385,16 @@ class Features:
     @property
     def kinds(self) -> list[str]:
         return sorted(self.encoders)
+
+    def stored_text(self) -> StoredText:
+        """The text encoder that serves this store's caption embeddings (refuses a store without text)."""
+        path = self.path / NULL_TEXT
+        if "text" not in self.encoders or not path.is_file():
+            raise MiroError(f"{self.path} holds no finished text features ({NULL_TEXT} is written when a precompute with text_path completes); rerun precompute with T5")
+        with np.load(path) as arrays:
+            if str(arrays["fingerprint"]) != self.encoders["text"]["fingerprint"]:
+                raise MiroError(f"{path} comes from another T5 than the stored captions; delete it and rerun precompute")
+            return StoredText(torch.from_numpy(arrays["text_embedding"]), torch.from_numpy(arrays["text_mask"]))
 
     def has(self, sample_id: int, kind: str) -> bool:
         return (sample_id, kind) in self._where
