@@ -23,13 +23,19 @@ from miro.presets import PRESETS, preset
 
 
 def train_command(args: argparse.Namespace) -> None:
+    from miro import weights_file
     from miro.data.build import build_training_set
+    from miro.distributed import default_device, init_distributed
+    from miro.run_checks import check_latent_shape, check_time
     from miro.train import train
 
-    cfg = with_overrides(preset(args.preset), args.set)
+    base = preset(args.preset)
+    cfg = with_overrides(base, weights_file.load(args.weights).config_overrides(base, args.set) + args.set)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return
+    check_time(cfg, default_device(init_distributed()), args.force)
+    check_latent_shape(cfg)
     dataset = build_training_set(cfg, Path(args.data_root))
     last = train(cfg, dataset, Path(args.out))
     print(last)
@@ -74,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("--data-root", default="runs/data", help="where shared, prepared data lives")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config field")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--weights", default="", help="weights file (TOML) naming the T5 and VAE folders (default $MIRO_WEIGHTS)")
+    t.add_argument("--force", action="store_true", help="start even if the estimated time on this device is absurd")
     t.set_defaults(run=train_command)
     s = sub.add_parser("sample", help="sample a grid of images from a checkpoint (or a run's last one)")
     s.add_argument("checkpoint")

@@ -318,7 +318,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return from_dict(typing.cast(type, hint), value, section=where)
     origin = get_origin(hint)
     if origin is tuple:
-        return tuple(value)
+        return _sequence(hint, value, where)
     if origin in (Mapping, dict) or hint is Mapping:
         return dict(value)
     if origin in (typing.Union, types.UnionType):
@@ -330,6 +330,22 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise MiroError(f"config key {where} = {value!r} must be of type {hint.__name__}")
     return value
+
+
+def _sequence(hint: Any, value: Any, where: str) -> tuple[Any, ...]:
+    """A tuple field from a list, or from "a,b" text as given on the command line."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    elif not isinstance(value, (list, tuple)):
+        raise MiroError(f'config key {where} = {value!r} must be a list: write {where}=a,b or {where}=\'["a", "b"]\'')
+    kinds = typing.get_args(hint)
+    kind = kinds[0] if kinds else str
+    if kind in (int, float):
+        try:
+            return tuple(kind(v) for v in value)
+        except (TypeError, ValueError):
+            raise MiroError(f"config key {where} = {value!r} must be a list of numbers: write {where}=0.9,0.999") from None
+    return tuple(str(v) if kind is str else v for v in value)
 
 
 def with_overrides(config: C, overrides: Iterable[str]) -> C:

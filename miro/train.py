@@ -127,9 +127,10 @@ def autocast(precision: str, device: torch.device) -> Any:
 
 
 def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
-    """A run folder belongs to one config: refuse to resume a different run into it."""
+    """A run folder belongs to one config once it holds a checkpoint: refuse to resume a different run
+    into it. A folder with no checkpoint yet (a failed start) takes the new config."""
     path = run_dir / "config.json"
-    if path.is_file():
+    if path.is_file() and checkpoint_dirs(run_dir):
         previous = json.loads(path.read_text())
         if previous != config:
             changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))

@@ -100,6 +100,19 @@ class WeightsFile:
         entry = self.entries.get(key)
         return str(entry.require()) if entry else ""
 
+    def config_overrides(self, base: Any, overrides: list[str] | tuple[str, ...]) -> list[str]:
+        """`section.key=path` overrides that fill a run's T5 and VAE paths the config leaves unset
+        ("" or the presets' "REQUIRED"); a path given with --set wins."""
+        given = dict(item.split("=", 1) for item in overrides if "=" in item)
+        encoder = given.get("text.encoder", base.text.encoder)
+        space = given.get("latents.space", base.latents.space)
+        filled = []
+        for key, entry, wanted, current in (("text.path", "t5", encoder == "t5", base.text.path),
+                                            ("latents.vae_path", "vae", space == "vae", base.latents.vae_path)):
+            if wanted and key not in given and current in ("", "REQUIRED") and entry in self.entries:
+                filled.append(f"{key}={self.path(entry)}")
+        return filled
+
     def scorer_options(self, name: str | None = None) -> dict[str, dict[str, Any]] | dict[str, Any]:
         """Factory options of one scorer (`name`), or of every scorer the file names; paths are checked."""
         if name is not None:
