@@ -156,8 +156,13 @@ def fetch_verified(url: str, dest: str | Path, sha256: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
-            out.write(response.read())
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+                out.write(response.read())
+        except OSError as err:  # URLError, timeouts, refused connections: this machine is offline
+            reason = getattr(err, "reason", err)
+            raise MiroError(f"cannot download {url} ({reason}); on a machine with internet run: wget '{url}' -O {dest.name}, "
+                            "then pass the local file (or name it in the weights file)") from None
         actual = sha256_of(Path(tmp))
         if actual != sha256:
             raise MiroError(f"{url}: sha256 {actual} does not match the expected {sha256}; "
