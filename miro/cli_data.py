@@ -4,6 +4,7 @@
     python -m miro annotate --source folder --path DATA --scorer pickscore --scorer hpsv2 --weights weights.toml \\
         --out runs/ann --shard 0/4 [--device cuda --dtype bfloat16 --batch-size 64]
     python -m miro annotate --merge --out runs/ann [--include vqascore-annotations.parquet]
+    python -m miro bins runs/ann --rewards pickscore,hpsv2
     python -m miro precompute --source folder --path DATA --weights weights.toml --out runs/features --resolution 256 --shard 0/4
 
 An annotation folder holds one file per shard (shard-IIIII-of-NNNNN.parquet) and, once every shard is
@@ -140,6 +141,20 @@ def precompute_command(args: argparse.Namespace) -> None:
     precompute(data_source(args), args.out, options, shard_index=index, shard_count=count)
 
 
+def bins_command(args: argparse.Namespace) -> None:
+    from miro.data.training_set import fit_bins
+    from miro.rewards.binning import BinningOptions, bins_beside
+
+    annotation = Path(args.annotation)
+    if annotation.is_dir():
+        annotation = annotation / ASSEMBLED
+    names = [n for n in args.rewards.split(",") if n]
+    if not names:
+        raise MiroError("--rewards is empty; list the rewards to bin, e.g. --rewards hpsv2,pickscore")
+    edges = fit_bins(annotation, names, BinningOptions(bins=args.bins))
+    print(f"{bins_beside(annotation)}: {', '.join(f'{n} ({edges.get(n).bins} bins)' for n in edges.names)}")
+
+
 def weights_command(args: argparse.Namespace) -> None:
     problems = weights_file.check(args.file)
     if problems:
@@ -181,6 +196,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", required=True, help="feature folder; set data.features to it")
     p.set_defaults(run=precompute_command, allow_download=False)
+    b = sub.add_parser("bins", help="fit reward bins on an assembled annotation (stored as <annotation>.bins.json)")
+    b.add_argument("annotation", help="annotation folder or parquet file")
+    b.add_argument("--rewards", required=True, help="comma-separated rewards, e.g. hpsv2,pickscore")
+    b.add_argument("--bins", type=int, default=64, help="bins per reward (the run's rewards.bins)")
+    b.set_defaults(run=bins_command)
     w = sub.add_parser("weights", help="check a weights file: every path, sha256 and config, all problems at once")
     w.add_argument("action", choices=["check"])
     w.add_argument("file")

@@ -10,6 +10,7 @@ import io
 import pytest
 import torch
 from PIL import Image
+from tiny_real_weights import save_tiny_t5, save_tiny_vae
 
 from miro.data.annotate import annotate
 from miro.data.precompute import (
@@ -25,30 +26,6 @@ from miro.data.sources import ImageFolderSource, fit_to
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
-
-WORDS = ["<pad>", "</s>", "<unk>", "a", "photo", "of", "red", "green", "blue", "circle", "square"]
-
-
-def save_tiny_vae(path, scaling_factor=0.13025, seed=0):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, sample_size=16,
-                  scaling_factor=scaling_factor).save_pretrained(path)
-
-
-def save_tiny_t5(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=len(WORDS), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
-                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    T5EncoderModel(config).save_pretrained(path)
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(path)
 
 
 @pytest.fixture(scope="module")

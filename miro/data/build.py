@@ -26,7 +26,7 @@ from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.manifest import write_json_atomic
-from miro.rewards.binning import BinEdges
+from miro.rewards.binning import BinEdges, BinningOptions
 
 SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
 
@@ -105,6 +105,6 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
     if not data.annotations:
         raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
     source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
-    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names)
+    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names, BinningOptions(bins=cfg.rewards.bins))
     return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution,
                              features=data.features or None)
