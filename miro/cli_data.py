@@ -107,7 +107,12 @@ def annotate_command(args: argparse.Namespace) -> None:
             raise MiroError(f'--scorer-option names scorer "{name}", which is not annotated here{did_you_mean(name, names)}; add --scorer {name} or fix the name')
     from miro.rewards.registry import load_scorer
 
-    scorers = [load_scorer(name, **scorer_options(name, weights, given, args)) for name in names]
+    scorers = []
+    for name in names:
+        try:
+            scorers.append(load_scorer(name, **scorer_options(name, weights, given, args)))
+        except MiroError as err:
+            raise MiroError(f"scorer {name}: {err} (options: --scorer-option {name}.KEY=VALUE or [scorers.{name}] in the weights file)") from None
     annotate(data_source(args), scorers, shard_file(out, index, count), shard_index=index, shard_count=count,
              batch_size=args.batch_size)  # prints its one-line report
     try:

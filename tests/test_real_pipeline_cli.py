@@ -83,15 +83,11 @@ def test_data_to_evaluated_checkpoint(workspace):
     assert "correlations" in second.stdout  # the last shard assembled the annotation
     table = pq.read_table(workspace / "ann" / "annotations.parquet").to_pandas()
     assert len(table) == 12 and all((table[f"{s}__status"] == "ok").all() for s in SCORERS)
-    rerun = run("-m", "miro", "annotate", "--source", "folder", "--path", data, "--weights", w, *scorers, "--out", ann, "--shard", "1/2")
-    assert "annotated 0 samples (6 already done)" in rerun.stderr
     assert "pickscore (8 bins)" in run("-m", "miro", "bins", ann, "--rewards", ",".join(SCORERS), "--bins", "8").stdout
 
-    for shard in ("0/2", "1/2"):
-        run("-m", "miro", "precompute", "--source", "folder", "--path", data, "--weights", w, "--out", feats,
-            "--resolution", "32", "--max-tokens", "8", "--shard", shard)
-    stats = sorted(p.name for p in (workspace / "features").glob("latent-stats-*.json"))
-    assert stats == ["latent-stats-00000-of-00002.json", "latent-stats-00001-of-00002.json"]
+    run("-m", "miro", "precompute", "--source", "folder", "--path", data, "--weights", w, "--out", feats,
+        "--resolution", "32", "--max-tokens", "8")
+    assert (workspace / "features" / "latent-stats-00000-of-00001.json").is_file()
 
     sets = [f"--set={s}" for s in [
         "data.source=folder", f"data.path={data}", f"data.annotations={ann}/annotations.parquet", f"data.features={feats}",
