@@ -120,14 +120,14 @@ def build_judge(options: EvaluationOptions, prompts: Sequence[Prompt], world: Sh
     if not options.geneval_detector:
         raise MiroError("GenEval prompts need a detector: pass --geneval-detector DIR (Mask2Former saved with "
                         "save_pretrained), or --no-geneval")
+    if not Path(options.geneval_colors).expanduser().is_file() and not options.allow_download:
+        raise MiroError(f'the colour classifier\'s weights "{options.geneval_colors}" are not a local file; pass --geneval-colors FILE '
+                        "(get it with: huggingface-cli download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors) or --allow-download")
     from harness.geneval.color import ClipColorClassifier
     from harness.geneval.mask2former import Mask2FormerDetector
 
     classes = options.geneval_classes or download_geneval_files(Path(options.benchmark_cache).expanduser() / "geneval")[1]
     detector = Mask2FormerDetector.from_pretrained(options.geneval_detector, read_class_names(classes), device)
-    if not Path(options.geneval_colors).expanduser().is_file() and not options.allow_download:
-        raise MiroError(f'the colour classifier\'s weights "{options.geneval_colors}" are not a local file; pass --geneval-colors FILE '
-                        "(get it with: huggingface-cli download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors) or --allow-download")
     import open_clip
 
     arch = open_clip_arch(open_clip, options.geneval_colors_model)
