@@ -23,6 +23,7 @@ from miro.errors import MiroError
 from miro.inference import load_generator
 from miro.manifest import write_json_atomic
 from miro.sample import default_branches
+from miro.weights_file import WeightsFile
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ def metric_value(summary: dict[str, Any], name: str) -> float:
     return float(metrics[name]["value"])
 
 
-def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progress: bool = True) -> dict[str, Any]:
+def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progress: bool = True,
+         weights: WeightsFile | None = None) -> dict[str, Any]:
     """Run (or resume) the study in `folder`; writes and returns pareto.json's content."""
     folder = Path(folder)
-    generator = load_generator(checkpoint)
+    generator = load_generator(checkpoint, weights=weights)
     rewards = generator.model.reward_names
     base_positive, base_negative = default_branches(generator.config.sample, rewards)
     directions = [optuna.study.StudyDirection.MINIMIZE if o in options.minimise else optuna.study.StudyDirection.MAXIMIZE
@@ -126,11 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from miro import weights_file
 
-        scorer_options = weights_file.merge_scorer_options(weights_file.load(args.weights), weights_file.parse_scorer_option(args.scorer_option))
+        weights = weights_file.load(args.weights)
+        scorer_options = weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option))
         options = TuneOptions(objectives=tuple(args.objective) or TuneOptions.objectives, minimise=tuple(args.minimise),
                               trials=args.trials, prompts=args.prompts, storage=args.storage,
                               scorers=tuple(args.scorers) if args.scorers else None, scorer_options=scorer_options)
-        result = tune(args.checkpoint, args.out, options)
+        result = tune(args.checkpoint, args.out, options, weights=weights)
     except MiroError as err:
         sys.exit(f"error: {err}")
     print(json.dumps([t for t in result["trials"] if t["pareto"]], indent=1))

@@ -44,11 +44,12 @@ def train_command(args: argparse.Namespace) -> None:
 def sample_command(args: argparse.Namespace) -> None:
     from torchvision.utils import save_image
 
+    from miro import weights_file
     from miro.inference import load_generator
     from miro.sample import Branch, default_branches, sample
     from miro.seeding import seed_for
 
-    gen = load_generator(args.checkpoint)
+    gen = load_generator(args.checkpoint, weights=weights_file.load(args.weights))
     s = gen.config.sample
     positive, negative = default_branches(s, gen.model.reward_names)
     if args.target:
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--guidance", type=float, default=None, help="g in v = v_neg + g (v_pos - v_neg)")
     s.add_argument("--target", action="append", default=[], metavar="REWARD=VALUE", help="positive reward target")
     s.add_argument("--out", default="samples.png")
+    s.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): T5 / VAE folders when the checkpoint's are not here")
     s.set_defaults(run=sample_command)
     add_commands(sub)
     args = parser.parse_args(argv)

@@ -113,6 +113,17 @@ class WeightsFile:
                 filled.append(f"{key}={self.path(entry)}")
         return filled
 
+    def relocate(self, config: Any) -> Any:
+        """A checkpoint's run config with its T5 / VAE folders taken from this file when the recorded ones do
+        not exist here (a run trained on another cluster); the network's weights never change."""
+        from dataclasses import replace
+
+        if config.text.encoder == "t5" and not Path(config.text.path).exists() and "t5" in self.entries:
+            config = replace(config, text=replace(config.text, path=self.path("t5")))
+        if config.latents.space == "vae" and not Path(config.latents.vae_path).exists() and "vae" in self.entries:
+            config = replace(config, latents=replace(config.latents, vae_path=self.path("vae")))
+        return config
+
     def scorer_options(self, name: str | None = None) -> dict[str, dict[str, Any]] | dict[str, Any]:
         """Factory options of one scorer (`name`), or of every scorer the file names; paths are checked."""
         if name is not None:

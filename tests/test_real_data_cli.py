@@ -170,3 +170,17 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
     with pytest.raises(MiroError, match=r"precomputed latents are \(4, 16, 16\) but .* set model.channels=4 model.image_size=16"):
         train(wrong, dataset, tmp_path / "run2", progress=False)
     assert torch.is_tensor(Features(tmp_path / "features").stored_text().null[0])
+
+
+def test_a_checkpoint_trained_elsewhere_finds_its_encoders_through_the_weights_file(tmp_path):
+    from dataclasses import replace
+
+    from miro.config import LatentConfig, TextConfig
+    from miro.presets import preset
+    from miro.weights_file import parse
+
+    (tmp_path / "t5").mkdir()
+    trained = replace(preset("smoke"), text=TextConfig(encoder="t5", path="/other/cluster/t5"),
+                      latents=LatentConfig(space="vae", vae_path=str(tmp_path)))
+    moved = parse({"t5": {"path": str(tmp_path / "t5")}, "vae": {"path": "/unused"}}).relocate(trained)
+    assert moved.text.path == str(tmp_path / "t5") and moved.latents.vae_path == str(tmp_path)  # an existing path stays

@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         weights = weights_file.load(args.weights)
-        generator = load_generator(args.checkpoint, args.device)
+        generator = load_generator(args.checkpoint, args.device, weights)
         rewards = generator.config.rewards.conditioned
         shapes = generator.config.data.source == "shapes"
         samples = args.samples or (DEFAULT_MAX_N if args.best_of_n else 4)
