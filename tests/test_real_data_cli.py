@@ -184,3 +184,32 @@ def test_a_checkpoint_trained_elsewhere_finds_its_encoders_through_the_weights_f
                       latents=LatentConfig(space="vae", vae_path=str(tmp_path)))
     moved = parse({"t5": {"path": str(tmp_path / "t5")}, "vae": {"path": "/unused"}}).relocate(trained)
     assert moved.text.path == str(tmp_path / "t5") and moved.latents.vae_path == str(tmp_path)  # an existing path stays
+
+
+class Counting(Scorer):
+    """Scores the mean of its prepared input; counts how often a batch was prepared."""
+
+    preprocessing_key = "halve"
+    prepared = 0
+
+    def __init__(self, name):
+        self.info = ScorerInfo(name, "1")
+
+    def prepare(self, images):
+        Counting.prepared += 1
+        return images / 2
+
+    def score(self, images, prompts):
+        return self.score_prepared(self.prepare(images), prompts)
+
+    def score_prepared(self, prepared, prompts):
+        return prepared.mean(dim=(1, 2, 3))
+
+
+def test_scorers_with_one_preprocessing_prepare_each_batch_once(tmp_path):
+    world = DatasetSource(ShapesDataset(ShapesWorldConfig(resolution=32), 8, 0))
+    Counting.prepared = 0
+    annotate(world, [Counting("a"), Counting("b"), Brightness("plain")], tmp_path / "ann.parquet", batch_size=4, progress=False)
+    table = read_annotation(tmp_path / "ann.parquet")
+    assert Counting.prepared == 2  # two batches, prepared once for both scorers
+    assert table["a"].equals(table["b"]) and ((table["a"] * 2 - table["plain"]).abs() < 1e-6).all()
