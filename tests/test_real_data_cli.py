@@ -44,11 +44,16 @@ path = "{tmp_path / 'missing-vae'}"
 [scorers.hpsv2]
 checkpoint = "{tmp_path / 'HPS_v2.1_compressed.pt'}"
 modle_name = "ViT-H-14"
+[benchmarks]
+parti = "{tmp_path / 'PartiPrompts.tsv'}"
+sha256 = {{parti = "{'0' * 64}"}}
 """)
+    (tmp_path / "PartiPrompts.tsv").write_text("Prompt\tCategory\tChallenge\tNote\nbond\tAbstract\tBasic\t\n")
     with pytest.raises(SystemExit) as caught:
         main(["weights", "check", str(tmp_path / "w.toml")])
     lines = str(caught.value.code).splitlines()
-    assert lines[0] == f"error: 4 problem(s) in {tmp_path / 'w.toml'}:"
+    assert lines[0] == f"error: 5 problem(s) in {tmp_path / 'w.toml'}:"
+    assert any("key benchmarks.parti:" in line and f"not {'0' * 64}; fetch it again" in line for line in lines)
     assert any("key vae:" in line and "missing-vae does not exist" in line and "huggingface-cli download stabilityai/sdxl-vae" in line for line in lines)
     assert any("scorers.hpsv2.checkpoint" in line and "huggingface-cli download xswu/HPSv2 HPS_v2.1_compressed.pt" in line for line in lines)
     assert any("key t5:" in line and "cannot read its config" in line for line in lines)
