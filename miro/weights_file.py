@@ -124,16 +124,14 @@ class WeightsFile:
             config = replace(config, latents=replace(config.latents, vae_path=self.path("vae")))
         return config
 
-    def scorer_options(self, name: str | None = None) -> dict[str, dict[str, Any]] | dict[str, Any]:
-        """Factory options of one scorer (`name`), or of every scorer the file names; paths are checked."""
-        if name is not None:
-            entry = self.scorers.get(name)
-            if entry is None:
-                return {}
-            for file in entry.files:
-                file.require()
-            return dict(entry.options)
-        return {n: dict(self.scorer_options(n)) for n in self.scorers}
+    def scorer_options(self, name: str) -> dict[str, Any]:
+        """Factory options of one scorer ({} when the file does not name it); its paths are checked."""
+        entry = self.scorers.get(name)
+        if entry is None:
+            return {}
+        for file in entry.files:
+            file.require()
+        return dict(entry.options)
 
 
 def fetch_hint(key: str) -> str:
@@ -232,7 +230,7 @@ def load(path: str | os.PathLike | None = None) -> WeightsFile:
 
 def merge_scorer_options(weights: WeightsFile, given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The weights file's scorer options with the command line's (`given`) on top."""
-    merged = {name: dict(options) for name, options in weights.scorer_options().items()}  # type: ignore[union-attr]
+    merged = {name: weights.scorer_options(name) for name in weights.scorers}
     for name, options in given.items():
         merged.setdefault(name, {}).update(options)
     return merged
