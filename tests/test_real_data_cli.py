@@ -1,6 +1,8 @@
 """The real-data commands' pieces and every bad input of the path from data to a checkpoint: one line each."""
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -158,7 +160,8 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
     for shard in range(2):
         precompute(data, tmp_path / "features", options, shard_index=shard, shard_count=2, progress=False)
     stats = latent_statistics(tmp_path / "features")
-    assert len(stats["mean"]) == len(stats["std"]) == 4 and stats["count"] == [6 * 16 * 16]
+    assert len(stats["mean"]) == len(stats["std"]) == 4 and stats["count"] == 6 * 16 * 16 and stats["shards"] == 2
+    assert json.loads((tmp_path / "features" / "latent_stats.json").read_text()) == stats
     annotate(data, [Brightness("bright")], tmp_path / "ann.parquet", progress=False)
     base = preset("smoke")
     cfg = replace(base, data=DataConfig(source="folder", path=str(data), annotations=str(tmp_path / "ann.parquet"),

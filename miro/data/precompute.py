@@ -16,8 +16,9 @@ adding to a store made with other encoders or settings is refused.
 
 Beside the parts: null_text.npz, the T5 embedding of the null caption "" (caption dropout trains on it,
 so a trainer reading stored text never loads T5), and latent-stats-<shard>-of-<count>.json, per-channel
-sum, sum of squares and count of the posterior means of one shard; `latent_statistics` adds them up into
-the dataset's per-channel mean and std (for a per-channel latent normalisation).
+sum, sum of squares and count of the posterior means of one shard; when every shard has them, `latent_statistics`
+adds them up into latent_stats.json, the dataset's per-channel mean and std (for a per-channel latent
+normalisation).
 
 Fingerprint of an encoder: its config (minus paths and library versions), the tokenizer files' bytes,
 and for each weights file its name, size and the sha256 of its first and last MiB (hashing whole
@@ -54,6 +55,7 @@ FORMAT = "miro.features/1"
 META_KEY = b"miro.features"
 KINDS = ("latent", "text")
 NULL_TEXT = "null_text.npz"
+LATENT_STATS = "latent_stats.json"  # per-channel mean / std of the dataset's posterior means
 ROW_GROUP = 64  # rows per parquet row group: a random read loads one group
 _IGNORED_CONFIG_KEYS = {"_name_or_path", "_diffusers_version", "transformers_version", "_commit_hash", "architectures", "torch_dtype"}
 
@@ -294,25 +296,26 @@ def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
 
 
 def _write_shard_stats(out: Path, shard_index: int, shard_count: int) -> None:
-    """Per-channel sum, sum of squares and count of this shard's stored posterior means."""
-    total, squares, count = None, None, 0
+    """Per-channel sum, sum of squares and count of this shard's stored posterior means; once every shard
+    has its sums, the dataset's per-channel mean and std go to latent_stats.json."""
+    sums: list[np.ndarray] = []
     for path in sorted(out.glob(f"part-{shard_index:05d}-*.parquet")):
         table = pq.read_table(path, columns=["kind", "status", "payload"])
         for kind, status, payload in zip(*(table[c].to_pylist() for c in ("kind", "status", "payload"))):
-            if kind != "latent" or status != "ok":
-                continue
-            with np.load(io.BytesIO(payload)) as arrays:
-                mean = arrays["latent_mean"].astype(np.float64)  # (C, h, w)
-            flat = mean.reshape(mean.shape[0], -1)
-            total = flat.sum(1) if total is None else total + flat.sum(1)
-            squares = (flat ** 2).sum(1) if squares is None else squares + (flat ** 2).sum(1)
-            count += flat.shape[1]
-    if total is not None:
-        write_json_atomic(out / f"latent-stats-{shard_index:05d}-of-{shard_count:05d}.json",
-                          {"sum": total.tolist(), "sum_squares": squares.tolist(), "count": count})
+            if kind == "latent" and status == "ok":
+                with np.load(io.BytesIO(payload)) as arrays:
+                    flat = arrays["latent_mean"].astype(np.float64).reshape(arrays["latent_mean"].shape[0], -1)  # (C, h*w)
+                sums.append(np.stack([flat.sum(1), (flat ** 2).sum(1), np.full(len(flat), flat.shape[1])]))
+    if not sums:
+        return
+    total = np.sum(sums, axis=0)  # (3, C): sum, sum of squares, count
+    write_json_atomic(out / f"latent-stats-{shard_index:05d}-of-{shard_count:05d}.json",
+                      {"sum": total[0].tolist(), "sum_squares": total[1].tolist(), "count": int(total[2][0])})
+    if len(list(out.glob(f"latent-stats-*-of-{shard_count:05d}.json"))) == shard_count:
+        write_json_atomic(out / LATENT_STATS, latent_statistics(out))
 
 
-def latent_statistics(path: str | os.PathLike) -> dict[str, list[float]]:
+def latent_statistics(path: str | os.PathLike) -> dict[str, Any]:
     """The dataset's per-channel mean and std of the unscaled posterior means, from every shard's sums."""
     files = sorted(Path(path).glob("latent-stats-*.json"))
     if not files:
@@ -322,10 +325,9 @@ def latent_statistics(path: str | os.PathLike) -> dict[str, list[float]]:
         raise MiroError(f"{path} mixes latent statistics of shardings {sorted(counts)}; delete the stale latent-stats-*.json and rerun precompute")
     records = [json.loads(f.read_text()) for f in files]
     n = sum(r["count"] for r in records)
-    total = np.sum([r["sum"] for r in records], axis=0)
-    squares = np.sum([r["sum_squares"] for r in records], axis=0)
-    mean = total / n
-    return {"mean": mean.tolist(), "std": np.sqrt(np.maximum(squares / n - mean ** 2, 0.0)).tolist(), "count": [float(n)]}
+    mean = np.sum([r["sum"] for r in records], axis=0) / n
+    variance = np.sum([r["sum_squares"] for r in records], axis=0) / n - mean ** 2
+    return {"mean": mean.tolist(), "std": np.sqrt(np.maximum(variance, 0.0)).tolist(), "count": n, "shards": len(files)}
 
 
 class StoredText(TextEncoder):
