@@ -70,8 +70,10 @@ def assemble(folder: Path, count: int | None = None) -> Path:
 
     shards = sorted(folder.glob("shard-*-of-*.parquet"))
     counts = {int(p.stem.rsplit("-of-", 1)[1]) for p in shards} if count is None else {count}
+    if not counts:
+        raise MiroError(f"{folder} holds no shard files; run annotate --out {folder} (with --shard I/N for each I) first")
     if len(counts) != 1:
-        raise MiroError(f"{folder} holds shards of {len(counts) or 'no'} shardings {sorted(counts)}; annotate with one --shard I/N for every I, or clean the folder")
+        raise MiroError(f"{folder} holds shards of {len(counts)} shardings {sorted(counts)}; annotate with one --shard I/N for every I, or clean the folder")
     n = counts.pop()
     unfinished = [i for i in range(n) if not shard_file(folder, i, n).is_file() or (folder / f"{shard_file(folder, i, n).name}.parts").is_dir()]
     if unfinished:
@@ -138,9 +140,12 @@ def precompute_command(args: argparse.Namespace) -> None:
 
     weights = weights_file.load(args.weights)
     index, count = parse_shard(args.shard)
+    vae = "" if args.no_latents else (args.vae or weights.path("vae"))
+    t5 = "" if args.no_text else (args.t5 or weights.path("t5"))
+    if not (vae or t5):
+        raise MiroError("precompute has nothing to do: name [vae] / [t5] in the weights file (--weights or $MIRO_WEIGHTS), or pass --vae DIR / --t5 DIR")
     options = PrecomputeOptions(
-        vae_path="" if args.no_latents else (args.vae or weights.path("vae")),
-        text_path="" if args.no_text else (args.t5 or weights.path("t5")),
+        vae_path=vae, text_path=t5,
         resolution=args.resolution, max_tokens=args.max_tokens, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
     )
     precompute(data_source(args), args.out, options, shard_index=index, shard_count=count)

@@ -75,6 +75,8 @@ def test_real_scorer_without_weights_says_how_to_pass_them(tmp_path):
     message = one_line_exit(["annotate", "--samples", "4", "--scorer", "hpsv2", "--scorer-option", "hpsv2.checkpoint=/nowhere.pt", "--out", str(tmp_path / "a")])
     assert "checkpoint=/nowhere.pt does not exist; get it with: huggingface-cli download xswu/HPSv2" in message
     assert "is a file; annotate writes a folder" in one_line_exit(["annotate", "--out", str(tmp_path / "a.parquet")])
+    assert "holds no shard files" in one_line_exit(["annotate", "--merge", "--out", str(tmp_path / "empty")])
+    assert "or pass --vae DIR / --t5 DIR" in one_line_exit(["precompute", "--out", str(tmp_path / "f")])
 
 
 def test_shards_assemble_when_all_are_done_and_merge_waits_for_them(tmp_path, capsys):
