@@ -57,3 +57,17 @@ def test_limit_takes_prompts_across_tasks():
     picked = stratified(prompts, 4)
     assert [p.group for p in picked] == ["single", "single", "two", "count"] and [p.index for p in picked] == [0, 1, 5, 8]
     assert stratified(prompts, 100) == prompts
+
+
+def test_tune_takes_scorers_and_their_options(tmp_path, monkeypatch):
+    import harness.tune as tuning
+
+    seen = {}
+    monkeypatch.setattr(tuning, "tune", lambda checkpoint, out, options, weights=None: seen.update(options=options) or {"trials": []})
+    (tmp_path / "w.toml").write_text(f'[scorers.pickscore]\nmodel_dir = "{tmp_path}"\n')
+    tuning.main(["--checkpoint", "c", "--out", str(tmp_path / "t"), "--prompts", "parti.tsv", "--weights", str(tmp_path / "w.toml"),
+                 "--scorers", "pickscore", "clip_score", "--scorer-option", "clip_score.model_dir=/w/clip"])
+    assert seen["options"].scorers == ("pickscore", "clip_score")
+    assert seen["options"].scorer_options == {"pickscore": {"model_dir": str(tmp_path)}, "clip_score": {"model_dir": "/w/clip"}}
+    with pytest.raises(SystemExit, match='--scorer-option "clip_score" is not NAME.KEY=VALUE'):
+        tuning.main(["--checkpoint", "c", "--out", str(tmp_path / "t"), "--scorer-option", "clip_score"])
