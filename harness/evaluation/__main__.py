@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                              ("max-overlap", float, "greedy NMS keeps IoU < this; 1 turns NMS off (1.0)")):
         p.add_argument(f"--geneval-{name}", type=kind, help=f"GenEval: {text}")
     p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): scorer options, GenEval files, PartiPrompts, FID reference")
-    p.add_argument("--allow-download", action="store_true", help="let the colour classifier fetch its weights")
+    p.add_argument("--allow-download", action="store_true", help="let GenEval / PartiPrompts files and the colour classifier's weights download (login nodes)")
     p.add_argument("--features", default="pixels", help="pixels | inception=PATH | none: features for diversity and FID/KID")
     p.add_argument("--reference", default=None, help="FID/KID reference: shapes (held-out world images) | image folder | none "
                    "(default: shapes for a shapes checkpoint, else the weights file's benchmarks.fid_reference, else none)")
@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", default="", metavar="REWARD", help="sweep this reward's positive target (one evaluation per value)")
     p.add_argument("--sweep-values", nargs="*", type=float, default=list(DEFAULT_SWEEP_VALUES))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--benchmark-cache", default="~/.cache/miro/benchmarks", help="where fetched GenEval / PartiPrompts files go")
+    p.add_argument("--benchmark-cache", default="~/.cache/miro/benchmarks", help="where GenEval / PartiPrompts files are looked for (and fetched with --allow-download)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--no-progress", action="store_true")
     return p

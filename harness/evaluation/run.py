@@ -70,7 +70,7 @@ class EvaluationOptions:
     geneval_colors: str = "openai"
     geneval_colors_model: str = "ViT-L-14"  # open_clip architecture, or an open_clip config .json
     geneval_rules: GenEvalOptions = GenEvalOptions()  # thresholds, max objects, overlap
-    allow_download: bool = False  # let the colour classifier fetch its "openai" weights
+    allow_download: bool = False  # let GenEval / PartiPrompts files and the colour classifier's "openai" weights download
     features: str = "pixels"
     reference: str = "shapes"
     reference_size: int = 2000
@@ -92,7 +92,7 @@ def world_of(config: RunConfig) -> ShapesWorldConfig | None:
 
 
 def plan_prompts(options: EvaluationOptions, world: ShapesWorldConfig | None) -> list[Prompt]:
-    prompts = load_prompts(options.prompts, world=world, cache=options.benchmark_cache)
+    prompts = load_prompts(options.prompts, world=world, cache=options.benchmark_cache, allow_download=options.allow_download)
     return stratified(prompts, options.limit) if options.limit else prompts
 
 
@@ -126,7 +126,7 @@ def build_judge(options: EvaluationOptions, prompts: Sequence[Prompt], world: Sh
     from harness.geneval.color import ClipColorClassifier
     from harness.geneval.mask2former import Mask2FormerDetector
 
-    classes = options.geneval_classes or download_geneval_files(Path(options.benchmark_cache).expanduser() / "geneval")[1]
+    classes = options.geneval_classes or download_geneval_files(Path(options.benchmark_cache).expanduser() / "geneval", options.allow_download)[1]
     detector = Mask2FormerDetector.from_pretrained(options.geneval_detector, read_class_names(classes), device)
     import open_clip
 

@@ -19,8 +19,10 @@ OFFLINE = "http://127.0.0.1:9/file"  # nothing listens on the discard port: fail
 
 def test_offline_downloads_fail_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(prompt_sets, "PARTI_URL", OFFLINE)
+    with pytest.raises(MiroError, match="downloads are off; on a machine with internet run: wget .* or rerun with --allow-download"):
+        load_prompts("parti", cache=tmp_path)  # nothing downloads unasked
     with pytest.raises(MiroError, match=r"cannot download http://127.0.0.1:9/file \(.*\); on a machine with internet run: wget") as caught:
-        load_prompts("parti", cache=tmp_path)
+        load_prompts("parti", cache=tmp_path, allow_download=True)
     assert "\n" not in str(caught.value)
     with pytest.raises(MiroError, match="cannot download"):  # GenEval's object_names.txt goes through the same fetch
         fetch_verified(OFFLINE, tmp_path / "object_names.txt", "0" * 64)
