@@ -195,7 +195,8 @@ class OptimConfig:
 class DataConfig:
     """Training data: `shapes` (the embedded world, generated on the fly) or annotated `webdataset`/`folder` data.
 
-    annotations / bin_edges: parquet of reward scores and the JSON bin edges stored under its name
+    annotations / bin_edges: an annotation folder (its assembled annotations.parquet) or parquet file of reward
+    scores, and the JSON bin edges stored under its name
     (written by annotation; empty for the shapes world, which annotates itself into the run folder;
     an empty bin_edges fits them on first use).
     features: a `miro precompute` folder of VAE latents and/or T5 caption embeddings; the trainer then

@@ -90,7 +90,7 @@ def test_data_to_evaluated_checkpoint(workspace):
     assert (workspace / "features" / "latent-stats-00000-of-00001.json").is_file()
 
     sets = [f"--set={s}" for s in [
-        "data.source=folder", f"data.path={data}", f"data.annotations={ann}/annotations.parquet", f"data.features={feats}",
+        "data.source=folder", f"data.path={data}", f"data.annotations={ann}", f"data.features={feats}",
         "data.resolution=32", "text.encoder=t5", "text.max_tokens=8", "latents.space=vae", f"rewards.names={','.join(SCORERS)}",
         "rewards.scheme=tokens", "rewards.bins=8", "optim.steps=3", "optim.batch_size=4", "checkpoint_every=3", *RIN]]
     trained = run("-m", "miro", "train", "--preset", "smoke", "--out", run_dir, "--weights", w, *sets)

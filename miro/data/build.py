@@ -103,8 +103,9 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
         index = torch.tensor(labelled.sample_ids)  # sample ids are render indices
         return InMemoryTrainingSet(rendered.images[index], [rendered.captions[i] for i in labelled.sample_ids], labelled.rewards)
     if not data.annotations:
-        raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
+        raise MiroError(f'data.annotations is empty; annotate {data.path} first (python -m miro annotate --out FOLDER) and set data.annotations to FOLDER')
+    annotation = Path(data.annotations) / "annotations.parquet" if Path(data.annotations).is_dir() else Path(data.annotations)
     source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
-    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names, BinningOptions(bins=cfg.rewards.bins))
-    return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution,
+    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(annotation, cfg.rewards.names, BinningOptions(bins=cfg.rewards.bins))
+    return RewardTrainingSet(source, annotation, bins, cfg.rewards.names, resolution=data.resolution,
                              features=data.features or None)
