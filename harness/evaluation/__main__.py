@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base of every image's seed")
     p.add_argument("--batch-size", type=int, default=64, help="images per sampler call")
     p.add_argument("--shard", default="0/1", help="i/n: this job's share of the images")
-    p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward, for shapes checkpoints)")
+    p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward for shapes checkpoints; "
+                   "else the weights file's scorers, else the rewards the run trained on)")
     p.add_argument("--scorer-option", nargs="*", default=[], metavar="NAME.KEY=VALUE", help="e.g. pickscore.model_dir=/weights/PickScore_v1")
     p.add_argument("--no-geneval", action="store_true", help="skip GenEval even for GenEval-format prompts")
     p.add_argument("--geneval-detector", default="", help="Mask2Former folder (save_pretrained) for real GenEval")
@@ -125,6 +126,14 @@ def default_reference(args: argparse.Namespace, shapes: bool, weights: weights_f
     return weights.path("benchmarks.fid_reference")  # "" (no FID) unless the file names a reference
 
 
+def default_scorers(args: argparse.Namespace, shapes: bool, weights: weights_file.WeightsFile, trained: Sequence[str]) -> tuple[str, ...] | None:
+    """--scorers, else (for a real checkpoint) the weights file's scorers, else the rewards the run trained on;
+    None lets a shapes checkpoint use every shapes reward."""
+    if args.scorers:
+        return tuple(args.scorers)
+    return None if shapes else (tuple(weights.scorers) or tuple(trained) or None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -136,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         generation = GenerationOptions(sample_config(args, generator.config.sample, rewards), samples, args.seed, args.batch_size)
         options = EvaluationOptions(
             prompts=prompt_set(args.prompts, weights), limit=args.limit, generation=generation,
-            scorers=tuple(args.scorers) if args.scorers else None,
+            scorers=default_scorers(args, shapes, weights, generator.config.rewards.names),
             scorer_options=weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option)),
             geneval=not args.no_geneval, geneval_detector=args.geneval_detector or weights.path("geneval.detector"),
             geneval_classes=args.geneval_classes or weights.path("geneval.class_names"),

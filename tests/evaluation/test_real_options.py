@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 import harness.prompts as prompt_sets
-from harness.evaluation.__main__ import default_reference, geneval_rules, parser
+from harness.evaluation.__main__ import default_reference, default_scorers, geneval_rules, parser
 from harness.evaluation.run import EvaluationOptions, build_judge, stratified
 from harness.geneval.metadata import fetch_verified, parse_prompt
 from harness.prompts import Prompt, from_specs, load_prompts
@@ -73,3 +73,12 @@ def test_tune_takes_scorers_and_their_options(tmp_path, monkeypatch):
     assert seen["options"].scorer_options == {"pickscore": {"model_dir": str(tmp_path)}, "clip_score": {"model_dir": "/w/clip"}}
     with pytest.raises(SystemExit, match='--scorer-option "clip_score" is not NAME.KEY=VALUE'):
         tuning.main(["--checkpoint", "c", "--out", str(tmp_path / "t"), "--scorer-option", "clip_score"])
+
+
+def test_scorers_default_to_the_weights_file_then_the_trained_rewards():
+    args = parser().parse_args(["--checkpoint", "c", "--out", "o"])
+    named = weights_file.parse({"scorers": {"clip_score": {"device": "cpu"}}})
+    assert default_scorers(args, True, named, ("a",)) is None  # shapes: every shapes reward
+    assert default_scorers(args, False, named, ("hpsv2",)) == ("clip_score",)
+    assert default_scorers(args, False, weights_file.WeightsFile(), ("hpsv2",)) == ("hpsv2",)
+    assert default_scorers(parser().parse_args(["--checkpoint", "c", "--out", "o", "--scorers", "x"]), False, named, ()) == ("x",)
