@@ -46,7 +46,7 @@ def read_partiprompts(path: str | Path) -> list[Prompt]:
     """PartiPrompts.tsv (tab separated, header Prompt / Category / Challenge / Note), one prompt a row."""
     path = Path(path)
     if not path.is_file():
-        raise MiroError(f"PartiPrompts file not found at {path}; pass the path to PartiPrompts.tsv or use --prompts parti to fetch it")
+        raise MiroError(f"PartiPrompts file not found at {path}; pass the path to PartiPrompts.tsv or use --prompts parti --allow-download to fetch it")
     with open(path, newline="", encoding="utf-8") as fp:
         reader = csv.DictReader(fp, delimiter="\t")
         if tuple(reader.fieldnames or ()) != PARTI_COLUMNS:
@@ -61,9 +61,9 @@ def read_partiprompts(path: str | Path) -> list[Prompt]:
     return prompts
 
 
-def download_partiprompts(dest_dir: str | Path) -> Path:
-    """Fetch PartiPrompts.tsv at the pinned commit into `dest_dir`, refusing a file whose sha256 differs."""
-    return fetch_verified(PARTI_URL, Path(dest_dir) / "PartiPrompts.tsv", PARTI_SHA256)
+def download_partiprompts(dest_dir: str | Path, allow_download: bool = True) -> Path:
+    """Fetch PartiPrompts.tsv at the pinned commit into `dest_dir` (or find it there), refusing a file whose sha256 differs."""
+    return fetch_verified(PARTI_URL, Path(dest_dir) / "PartiPrompts.tsv", PARTI_SHA256, allow_download)
 
 
 def shapes_prompts(world: ShapesWorldConfig, split: str = "") -> list[Prompt]:
@@ -77,18 +77,19 @@ def shapes_prompts(world: ShapesWorldConfig, split: str = "") -> list[Prompt]:
     return from_specs([parse_prompt(m, f"shapes prompt {i}") for i, m in enumerate(metadata)])
 
 
-def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: str | Path = "~/.cache/miro/benchmarks") -> list[Prompt]:
-    """`shapes`, `shapes-validation`, `shapes-test` (need `world`), `geneval` or `parti` (fetched into `cache`
-    with a checksum), or a path: *.tsv is read as PartiPrompts, *.jsonl as GenEval metadata."""
+def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: str | Path = "~/.cache/miro/benchmarks",
+                 allow_download: bool = False) -> list[Prompt]:
+    """`shapes`, `shapes-validation`, `shapes-test` (need `world`), `geneval` or `parti` (read from `cache`, fetched
+    there with a checksum only when `allow_download`), or a path: *.tsv is read as PartiPrompts, *.jsonl as GenEval metadata."""
     cache = Path(cache).expanduser()
     if which.startswith("shapes") and which in NAMED_SETS:
         if world is None:
             raise MiroError(f"--prompts {which} needs a shapes-world checkpoint; pass --prompts geneval, parti or a file for other runs")
         return shapes_prompts(world, which.partition("-")[2])
     if which == "geneval":
-        return from_specs(read_metadata(download_geneval_files(cache / "geneval")[0]))
+        return from_specs(read_metadata(download_geneval_files(cache / "geneval", allow_download)[0]))
     if which == "parti":
-        return read_partiprompts(download_partiprompts(cache / "partiprompts"))
+        return read_partiprompts(download_partiprompts(cache / "partiprompts", allow_download))
     path = Path(which)
     if path.suffix == ".tsv":
         return read_partiprompts(path)

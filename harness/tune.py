@@ -11,7 +11,8 @@ filesystem) or in any RDB URL; running the same command again resumes it and onl
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from miro.errors import MiroError
 from miro.inference import load_generator
 from miro.manifest import write_json_atomic
 from miro.sample import guidance_branches
+from miro.weights_file import WeightsFile
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class TuneOptions:
     samples_per_prompt: int = 2
     seed: int = 0
     storage: str = ""  # "" = journal file in the study folder; else an RDB URL (sqlite:///..., postgresql://...)
+    scorers: tuple[str, ...] | None = None  # None: every shapes reward, for a shapes checkpoint
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -66,10 +70,11 @@ def metric_value(summary: dict[str, Any], name: str) -> float:
     return float(metrics[name]["value"])
 
 
-def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progress: bool = True) -> dict[str, Any]:
+def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progress: bool = True,
+         weights: WeightsFile | None = None) -> dict[str, Any]:
     """Run (or resume) the study in `folder`; writes and returns pareto.json's content."""
     folder = Path(folder)
-    generator = load_generator(checkpoint)
+    generator = load_generator(checkpoint, weights=weights)
     rewards = generator.model.reward_names
     base_positive, base_negative = guidance_branches(generator.config.sample, rewards)
     directions = [optuna.study.StudyDirection.MINIMIZE if o in options.minimise else optuna.study.StudyDirection.MAXIMIZE
@@ -83,7 +88,8 @@ def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progr
         positive = {r: trial.suggest_float(f"target.{r}", *options.target_range) for r in rewards}
         sample = replace(generator.config.sample, guidance_scale=g, steps=int(steps), positive_targets=positive,
                          negative_targets=dict(base_negative.targets))
-        evaluation = EvaluationOptions(prompts=options.prompts, features="", reference="",
+        evaluation = EvaluationOptions(prompts=options.prompts, features="", reference="", scorers=options.scorers,
+                                       scorer_options=options.scorer_options,
                                        generation=GenerationOptions(sample=sample, samples_per_prompt=options.samples_per_prompt,
                                                                     seed=options.seed))
         summary = evaluate(generator, folder / f"trial-{trial.number:04d}", evaluation, checkpoint=str(checkpoint), progress=False)
@@ -115,11 +121,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--prompts", default="shapes-validation")
     p.add_argument("--storage", default="", help="RDB URL shared by many jobs (default: a journal file in --out)")
+    p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward, for shapes checkpoints)")
+    p.add_argument("--scorer-option", nargs="*", default=[], metavar="NAME.KEY=VALUE", help="e.g. pickscore.model_dir=/weights/PickScore_v1")
+    p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS) with the scorers' options")
     args = p.parse_args(argv)
     try:
+        from miro import weights_file
+
+        weights = weights_file.load(args.weights)
+        scorer_options = weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option))
         options = TuneOptions(objectives=tuple(args.objective) or TuneOptions.objectives, minimise=tuple(args.minimise),
-                              trials=args.trials, prompts=args.prompts, storage=args.storage)
-        result = tune(args.checkpoint, args.out, options)
+                              trials=args.trials, prompts=args.prompts, storage=args.storage,
+                              scorers=tuple(args.scorers) if args.scorers else None, scorer_options=scorer_options)
+        result = tune(args.checkpoint, args.out, options, weights=weights)
     except MiroError as err:
         sys.exit(f"error: {err}")
     print(json.dumps([t for t in result["trials"] if t["pareto"]], indent=1))

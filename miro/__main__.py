@@ -2,7 +2,9 @@
 
     python -m miro train --preset smoke --out runs/smoke [--set optim.steps=200 ...] [--dry-run]
     python -m miro sample runs/smoke --caption "a photo of a red circle" --samples 4 --out grid.png
-    python -m miro annotate --samples 10000 --out runs/shapes-10k/annotations.parquet [--shard 0/4]
+    python -m miro annotate --samples 10000 --out runs/shapes-10k/annotation [--shard 0/4]
+    python -m miro precompute --source folder --path DATA --weights weights.toml --out runs/features
+    python -m miro weights check weights.toml
     python -m miro import-released downloads/miro --out runs/released-miro --text-encoder T5_DIR --vae VAE_DIR
 
 To resume a training run, run the same command again.
@@ -15,19 +17,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from miro.cli_data import add_commands
 from miro.config import to_dict, with_overrides
 from miro.errors import MiroError
 from miro.presets import PRESETS, preset
 
 
 def train_command(args: argparse.Namespace) -> None:
+    from miro import weights_file
     from miro.data.build import build_training_set
+    from miro.distributed import default_device, init_distributed
+    from miro.run_checks import check_latent_shape, check_time
     from miro.train import train
 
-    cfg = with_overrides(preset(args.preset), args.set)
+    base = preset(args.preset)
+    cfg = with_overrides(base, weights_file.load(args.weights).config_overrides(base, args.set) + args.set)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return
+    check_time(cfg, default_device(init_distributed()), args.force)
+    check_latent_shape(cfg)
     dataset = build_training_set(cfg, Path(args.data_root))
     last = train(cfg, dataset, Path(args.out))
     print(last)
@@ -38,11 +47,12 @@ def sample_command(args: argparse.Namespace) -> None:
 
     from torchvision.utils import save_image
 
+    from miro import weights_file
     from miro.inference import load_generator
     from miro.sample import guidance_branches, sample
     from miro.seeding import seed_for
 
-    gen = load_generator(args.checkpoint)
+    gen = load_generator(args.checkpoint, weights=weights_file.load(args.weights))
     s = gen.config.sample
     s = replace(s, positive_targets={**s.positive_targets, **dict(_pair(t) for t in args.target)})
     positive, negative = guidance_branches(s, gen.model.reward_names)
@@ -55,30 +65,6 @@ def sample_command(args: argparse.Namespace) -> None:
     images = (gen.latent_space.decode(x) + 1) / 2
     save_image(images, args.out, nrow=args.samples)
     print(f"{args.out}: {len(images)} images, step {gen.step}, targets {positive.targets}")
-
-
-def annotate_command(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from miro.data.annotate import annotate, summarize
-    from miro.data.build import SHAPES_SCORERS
-    from miro.data.shapes import ShapesDataset, ShapesWorldConfig
-    from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
-
-    source: DatasetSource | ImageFolderSource | WebDatasetSource
-    if args.source == "shapes":
-        source = DatasetSource(ShapesDataset(ShapesWorldConfig(resolution=args.resolution), args.samples, args.seed))
-    elif not args.path:
-        raise MiroError(f"--path is required for --source {args.source}; give the image folder or shard location")
-    else:
-        source = ImageFolderSource(args.path) if args.source == "folder" else WebDatasetSource(args.path)
-    index, _, count = args.shard.partition("/")
-    scorers = args.scorer or list(SHAPES_SCORERS)
-    annotate(source, scorers, Path(args.out), shard_index=int(index), shard_count=int(count or 1),
-             batch_size=args.batch_size)  # prints its one-line report
-    summary = summarize(args.out)
-    with pd.option_context("display.width", 200, "display.precision", 3):
-        print(f"\nper-reward statistics\n{summary['stats'].to_string()}\n\ncorrelations\n{summary['corr'].to_string()}")
 
 
 def import_command(args: argparse.Namespace) -> None:
@@ -105,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("--data-root", default="runs/data", help="where shared, prepared data lives")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config field")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--weights", default="", help="weights file (TOML) naming the T5 and VAE folders (default $MIRO_WEIGHTS)")
+    t.add_argument("--force", action="store_true", help="start even if the estimated time on this device is absurd")
     t.set_defaults(run=train_command)
     s = sub.add_parser("sample", help="sample a grid of images from a checkpoint (or a run's last one)")
     s.add_argument("checkpoint")
@@ -114,18 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--guidance", type=float, default=None, help="g in v = v_neg + g (v_pos - v_neg)")
     s.add_argument("--target", action="append", default=[], metavar="REWARD=VALUE", help="positive reward target")
     s.add_argument("--out", default="samples.png")
+    s.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): T5 / VAE folders when the checkpoint's are not here")
     s.set_defaults(run=sample_command)
-    a = sub.add_parser("annotate", help="score a dataset with reward scorers into a parquet file (resumable)")
-    a.add_argument("--source", default="shapes", choices=["shapes", "folder", "webdataset"])
-    a.add_argument("--path", default="", help="image folder or webdataset shards (not for shapes)")
-    a.add_argument("--samples", type=int, default=10000, help="shapes world samples")
-    a.add_argument("--resolution", type=int, default=32, help="shapes world resolution")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--scorer", action="append", default=[], help="scorer name (default: every shapes reward)")
-    a.add_argument("--shard", default="0/1", metavar="I/N", help="score only shard I of N (SLURM arrays)")
-    a.add_argument("--batch-size", type=int, default=256)
-    a.add_argument("--out", required=True, help="annotation parquet file")
-    a.set_defaults(run=annotate_command)
     r = sub.add_parser("import-released", help="turn a released MIRO checkpoint folder into a run folder")
     r.add_argument("folder", help="folder with config.json, model.safetensors, uncond_embedding.npy (or variant subfolders that have them)")
     r.add_argument("--out", required=True, help="run folder to write")
@@ -133,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--vae", required=True, help="local SDXL VAE folder (AutoencoderKL)")
     r.add_argument("--step", type=int, default=0, help="training step to record for the checkpoint")
     r.set_defaults(run=import_command)
+    add_commands(sub)
     args = parser.parse_args(argv)
     try:
         args.run(args)

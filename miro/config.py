@@ -229,14 +229,19 @@ class OptimConfig:
 class DataConfig:
     """Training data: `shapes` (the embedded world, generated on the fly) or annotated `webdataset`/`folder` data.
 
-    annotations / bin_edges: parquet of reward scores and the JSON bin edges saved beside it
-    (written by annotation; empty for the shapes world, which annotates itself into the run folder).
+    annotations / bin_edges: an annotation folder (its assembled annotations.parquet) or parquet file of reward
+    scores, and the JSON bin edges stored under its name
+    (written by annotation; empty for the shapes world, which annotates itself into the run folder;
+    an empty bin_edges fits them on first use).
+    features: a `miro precompute` folder of VAE latents and/or T5 caption embeddings; the trainer then
+    reads them instead of running the encoders ("" encodes on the fly, fine for small data).
     """
 
     source: str = "shapes"
     path: str = ""
     annotations: str = ""
     bin_edges: str = ""
+    features: str = ""
     num_samples: int = 20000
     seed: int = 0
     resolution: int = 32
@@ -246,6 +251,8 @@ class DataConfig:
         _positive("data", "num_samples", self.num_samples)
         if self.source != "shapes" and not self.path:
             raise MiroError(f'data.path is empty; set it to the {self.source} location for data.source = "{self.source}"')
+        if self.source == "shapes" and self.features:
+            raise MiroError('data.features is set but data.source = "shapes" renders its images in memory; clear data.features or train on a folder / webdataset')
 
 
 @dataclass(frozen=True)
@@ -357,7 +364,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return from_dict(typing.cast(type, hint), value, section=where)
     origin = get_origin(hint)
     if origin is tuple:
-        return tuple(value)
+        return _sequence(hint, value, where)
     if origin in (Mapping, dict) or hint is Mapping:
         return dict(value)
     if origin in (typing.Union, types.UnionType):
@@ -369,6 +376,22 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise MiroError(f"config key {where} = {value!r} must be of type {hint.__name__}")
     return value
+
+
+def _sequence(hint: Any, value: Any, where: str) -> tuple[Any, ...]:
+    """A tuple field from a list, or from "a,b" text as given on the command line."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    elif not isinstance(value, (list, tuple)):
+        raise MiroError(f'config key {where} = {value!r} must be a list: write {where}=a,b or {where}=\'["a", "b"]\'')
+    kinds = typing.get_args(hint)
+    kind = kinds[0] if kinds else str
+    if kind in (int, float):
+        try:
+            return tuple(kind(v) for v in value)
+        except (TypeError, ValueError):
+            raise MiroError(f"config key {where} = {value!r} must be a list of numbers: write {where}=0.9,0.999") from None
+    return tuple(str(v) if kind is str else v for v in value)
 
 
 def with_overrides(config: C, overrides: Iterable[str]) -> C:

@@ -13,6 +13,7 @@ from miro.errors import MiroError
 from miro.latents import PixelSpace, VaeSpace, build_latent_space
 from miro.nets.flow_model import FlowModel, build_model
 from miro.text import TextEncoder, build_text_encoder
+from miro.weights_file import WeightsFile
 
 
 @dataclass
@@ -43,11 +44,13 @@ def resolve_checkpoint(path: Path | str) -> Path:
     return found[-1]
 
 
-def load_generator(path: Path | str, device: torch.device | str = "cpu") -> Generator:
-    """The EMA network of a checkpoint (or of a run's last checkpoint), ready to sample."""
+def load_generator(path: Path | str, device: torch.device | str = "cpu", weights: WeightsFile | None = None) -> Generator:
+    """The EMA network of a checkpoint (or of a run's last checkpoint), ready to sample; `weights` supplies the
+    T5 / VAE folders when the recorded ones are not on this machine."""
     ckpt_dir = resolve_checkpoint(path)
     manifest = json.loads((ckpt_dir / "manifest.json").read_text())
     config = from_dict(RunConfig, manifest["config"])
+    config = weights.relocate(config) if weights is not None else config
     device = torch.device(device)
     text_encoder = build_text_encoder(config.text, device)
     latent_space = build_latent_space(config.latents, device)

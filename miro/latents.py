@@ -6,6 +6,7 @@ statistics so that every channel has mean 0 and std 0.5 = sigma_data.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,6 +31,24 @@ class PixelSpace:
         return latents.clamp(-1, 1)
 
 
+@dataclass(frozen=True)
+class PosteriorNormaliser:
+    """Unscaled posterior (B, C, h, w) -> the flow's data x = (z - shift) * scale, z the posterior mean or
+    (sample_posterior) a sample z = mean + std * n drawn from the caller's generator. Shared by the live VAE
+    and by latents precomputed with `miro precompute`, so both give the run's normalisation."""
+
+    scale: torch.Tensor  # (1, C, 1, 1)
+    shift: torch.Tensor  # (1, C, 1, 1)
+    sample_posterior: bool = False
+
+    def __call__(self, mean: torch.Tensor, std: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        z = mean
+        if self.sample_posterior and std is not None:
+            z = mean + std.to(mean.device) * torch.randn(mean.shape, generator=generator).to(mean.device)
+        return (z - self.shift.to(z.device)) * self.scale.to(z.device)
+
+
 class VaeSpace:
     """diffusers AutoencoderKL from a local folder. x = (z - shift) * scale per channel, z the posterior mean
     or (sample_posterior) a posterior sample drawn from the caller's generator."""
@@ -44,9 +63,8 @@ class VaeSpace:
         self.vae = AutoencoderKL.from_pretrained(path, torch_dtype=dtype, local_files_only=True).to(device).eval().requires_grad_(False)
         self.scaling_factor = scaling_factor or float(self.vae.config.scaling_factor)  # the VAE config's, as stored
         self.shift_factor = float(getattr(self.vae.config, "shift_factor", None) or 0.0)
-        self.scale, self.shift = channel_scaling(normalisation, int(self.vae.config.latent_channels),
-                                                 self.scaling_factor, self.shift_factor)
-        self.sample_posterior = sample_posterior
+        self.normalise = PosteriorNormaliser(*channel_scaling(normalisation, int(self.vae.config.latent_channels),
+                                                              self.scaling_factor, self.shift_factor), sample_posterior)
         self.downsample = 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @torch.no_grad()
@@ -56,21 +74,13 @@ class VaeSpace:
         dist = self.vae.encode(images.to(param.device, param.dtype)).latent_dist
         return dist.mean.float(), dist.std.float()
 
-    def normalise(self, mean: torch.Tensor, std: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Unscaled posterior (B, C, h, w) -> the flow's data; a sample z = mean + std * n when sampling."""
-        z = mean
-        if self.sample_posterior and std is not None:
-            z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
-        return (z - self.shift.to(z.device)) * self.scale.to(z.device)
-
     def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.normalise(*self.posterior(images), generator=generator)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         param = next(self.vae.parameters())
-        z = latents.float() / self.scale.to(latents.device) + self.shift.to(latents.device)
+        z = latents.float() / self.normalise.scale.to(latents.device) + self.normalise.shift.to(latents.device)
         return self.vae.decode(z.to(param.dtype)).sample.float().clamp(-1, 1)
 
 

@@ -25,15 +25,16 @@ from tqdm import tqdm
 from miro.checkpoint import checkpoint_dirs, load_checkpoint, load_strict, save_checkpoint
 from miro.compilation import compile_network
 from miro.config import RunConfig, to_dict
+from miro.data.precompute import StoredText
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
-from miro.latents import build_latent_space
+from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
 from miro.optim import build_optimizer, ema_decay, lr_factor, update_ema
 from miro.seeding import generator_for, seed_for
-from miro.text import build_text_encoder
+from miro.text import TextEncoder, build_text_encoder
 
 
 class TrainingSet(Protocol):
@@ -69,6 +70,46 @@ def collate(items: Sequence[dict[str, Any]], rewards: int) -> tuple[torch.Tensor
     return images, captions, scores
 
 
+FlowData = Callable[[torch.Tensor, "torch.Tensor | None", torch.Generator], torch.Tensor]
+
+
+def data_encoders(cfg: RunConfig, dataset: TrainingSet, device: torch.device) -> tuple[TextEncoder, FlowData]:
+    """The text encoder and the (images, posterior std, generator) -> flow-data map of a run, reading
+    precomputed features when the dataset has them (then T5 and the VAE are never loaded: nothing is encoded
+    twice). Precomputed latents are the unscaled posterior, normalised here exactly as the live VAE would."""
+    features = getattr(dataset, "features", None)
+    kinds = getattr(features, "kinds", [])
+    text_encoder = features.stored_text() if "text" in kinds else build_text_encoder(cfg.text, device)  # type: ignore[union-attr]
+    if "text" in kinds and text_encoder.max_tokens != cfg.text.max_tokens:
+        raise MiroError(f"text.max_tokens = {cfg.text.max_tokens} but the precomputed captions have {text_encoder.max_tokens} tokens; set text.max_tokens={text_encoder.max_tokens} or precompute again")
+    if "latent" in kinds:
+        shape = tuple(dataset[0]["image"].shape)
+        expected = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
+        if shape != expected:
+            raise MiroError(f"precomputed latents are {shape} but model.channels, image_size give {expected}; set model.channels={shape[0]} model.image_size={shape[1]} or precompute at the right resolution")
+        stored = features.encoders["latent"]  # type: ignore[union-attr]
+        normalise = PosteriorNormaliser(*channel_scaling(cfg.latents.normalisation, shape[0],
+                                                         cfg.latents.scaling_factor or stored["scaling_factor"],
+                                                         stored["shift_factor"]), cfg.latents.sample_posterior)
+        return text_encoder, normalise
+    space = build_latent_space(cfg.latents, device)
+    return text_encoder, lambda images, _std, generator: space.encode(images, generator)
+
+
+def posterior_std(items: Sequence[dict[str, Any]], device: torch.device) -> torch.Tensor | None:
+    """The batch's stored posterior std (precomputed latents), to draw posterior samples from; else None."""
+    if "latent_std" not in items[0]:
+        return None
+    return torch.stack([torch.as_tensor(it["latent_std"], dtype=torch.float32) for it in items]).to(device)
+
+
+def held_text(text_encoder: TextEncoder, items: Sequence[dict[str, Any]]) -> None:
+    """Hand a batch's stored caption embeddings to the stored-text encoder (no-op for a live encoder)."""
+    if isinstance(text_encoder, StoredText):
+        text_encoder.hold([str(it["caption"]) for it in items], torch.stack([torch.as_tensor(it["text_embedding"]) for it in items]),
+                          torch.stack([torch.as_tensor(it["text_mask"]) for it in items]))
+
+
 def autocast(precision: str, device: torch.device) -> Any:
     if precision == "fp32":
         return nullcontext()
@@ -77,9 +118,10 @@ def autocast(precision: str, device: torch.device) -> Any:
 
 
 def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
-    """A run folder belongs to one config: refuse to resume a different run into it."""
+    """A run folder belongs to one config once it holds a checkpoint: refuse to resume a different run
+    into it. A folder with no checkpoint yet (a failed start) takes the new config."""
     path = run_dir / "config.json"
-    if path.is_file():
+    if path.is_file() and checkpoint_dirs(run_dir):
         previous = json.loads(path.read_text())
         if previous != config:
             changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
@@ -110,8 +152,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         check_run_dir(run_dir, config)
         write_json_atomic(run_dir / "config.json", config)
 
-    text_encoder = build_text_encoder(cfg.text, device)
-    latent_space = build_latent_space(cfg.latents, device)
+    text_encoder, to_flow_data = data_encoders(cfg, dataset, device)
     torch.manual_seed(seed_for("init", cfg.seed))  # same initial weights on every rank and every rerun
     model: FlowModel = build_model(cfg.model, cfg.rewards, cfg.objective, text_encoder.dim).to(device)
     logvar = LogVarianceHead(time_input=cfg.model.time_input).to(device) if cfg.objective.uncertainty_weighting else None
@@ -148,11 +189,13 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         total = torch.zeros((), device=device)  # the step's loss, kept on the device: read only when logged
         for m in range(opt_cfg.grad_accum):
             position = ((step * opt_cfg.grad_accum + m) * dist_info.world + dist_info.rank) * micro
-            images, captions, rewards = collate([dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)], n_rewards)
+            items = [dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)]
+            images, captions, rewards = collate(items, n_rewards)
+            held_text(text_encoder, items)
             generator = generator_for("train", cfg.seed, step, m, dist_info.rank)
             sync = nullcontext() if m == opt_cfg.grad_accum - 1 or dist_info.world == 1 else net.no_sync()  # type: ignore[operator]
             with sync, autocast(opt_cfg.precision, device):
-                x = latent_space.encode(images.to(device), generator)  # (B, C, H, W) data the flow runs on
+                x = to_flow_data(images.to(device), posterior_std(items, device), generator)  # (B, C, H, W) data the flow runs on
                 loss = flow_matching_loss(net, logvar, x, captions, rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
             scaler.scale(loss / opt_cfg.grad_accum).backward()
             total += loss.detach() / opt_cfg.grad_accum

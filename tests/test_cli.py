@@ -47,8 +47,9 @@ def test_shapes_data_is_prepared_once_and_shared_by_arms(tmp_path):
 
 
 def test_annotate_prints_statistics_and_correlations_and_resumes(tmp_path, capsys):
-    out = tmp_path / "annotations.parquet"
+    out = tmp_path / "annotation"
     main(["annotate", "--samples", "64", "--out", str(out), "--batch-size", "32"])
+    assert (out / "annotations.parquet").is_file() and (out / "shard-00000-of-00001.parquet").is_file()
     first = capsys.readouterr()
     assert "annotated 64 samples" in first.err and "correlations" in first.out and "shapes_quality" in first.out
     main(["annotate", "--samples", "64", "--out", str(out)])
@@ -57,4 +58,4 @@ def test_annotate_prints_statistics_and_correlations_and_resumes(tmp_path, capsy
 
 def test_annotate_folder_needs_a_path(tmp_path):
     with pytest.raises(SystemExit, match="--path is required for --source folder"):
-        main(["annotate", "--source", "folder", "--out", str(tmp_path / "a.parquet")])
+        main(["annotate", "--source", "folder", "--out", str(tmp_path / "a")])

@@ -10,6 +10,7 @@ import io
 import pytest
 import torch
 from PIL import Image
+from tiny_real_weights import save_tiny_t5, save_tiny_vae
 
 from miro.data.annotate import annotate
 from miro.data.precompute import (
@@ -25,30 +26,6 @@ from miro.data.sources import ImageFolderSource, fit_to
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
-
-WORDS = ["<pad>", "</s>", "<unk>", "a", "photo", "of", "red", "green", "blue", "circle", "square"]
-
-
-def save_tiny_vae(path, scaling_factor=0.13025, seed=0):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, sample_size=16,
-                  scaling_factor=scaling_factor).save_pretrained(path)
-
-
-def save_tiny_t5(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=len(WORDS), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
-                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    T5EncoderModel(config).save_pretrained(path)
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(path)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +69,8 @@ def test_features_match_the_encoders(models, folder, tmp_path):
     hidden, mask = encode_captions(encoder, [item.caption])
     got = features.get(2)
     assert got["latent"].shape == (4, 8, 8)
-    torch.testing.assert_close(got["latent"], mean[0] * 0.13025, atol=2e-3, rtol=2e-3)  # stored as float16
-    torch.testing.assert_close(got["latent_std"], std[0] * 0.13025, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(got["latent"], mean[0], atol=2e-3, rtol=2e-3)  # stored unscaled, as float16
+    torch.testing.assert_close(got["latent_std"], std[0], atol=2e-3, rtol=2e-3)
     assert got["text_embedding"].dtype == torch.float16 and got["text_mask"].dtype == torch.bool
     torch.testing.assert_close(got["text_embedding"].float(), hidden[0], atol=2e-3, rtol=2e-3)
     assert got["text_mask"].tolist() == mask[0].tolist() == [True] * 6 + [False] * 2
@@ -176,3 +153,33 @@ def test_training_set_serves_latents_and_text(models, folder, tmp_path):
     widths = tensors.rewards[:, 0]  # images are 20 + i pixels wide: rewards rise with the id, from 0 to 1
     assert tensors.sample_ids.tolist() == [0, 1, 2, 3, 5, 6]
     assert widths[0] == 0.0 and widths[-1] == 1.0 and bool((widths[1:] > widths[:-1]).all())
+
+
+@pytest.mark.parametrize("normalisation", ["vae_config", "sdxl_channel_wise"])
+def test_precomputed_latents_get_the_runs_normalisation(models, folder, tmp_path, normalisation):
+    """The trainer turns stored posteriors into the same flow data the live VAE gives, for either scaling
+    and with posterior sampling drawn from the step's generator (same generator, same draw)."""
+    from dataclasses import replace
+
+    from miro.config import LatentConfig
+    from miro.latents import VaeSpace
+    from miro.presets import preset
+    from miro.train import data_encoders, posterior_std
+
+    precompute(folder, tmp_path / "features", options(models), progress=False)
+    annotate(folder, [Width()], tmp_path / "ann.parquet", progress=False)
+    data = RewardTrainingSet(folder, tmp_path / "ann.parquet", fit_bins(tmp_path / "ann.parquet", ["width"]), ["width"],
+                             features=tmp_path / "features")
+    base = preset("smoke")
+    latents = LatentConfig(space="vae", vae_path=models[0], normalisation=normalisation, sample_posterior=True)
+    cfg = replace(base, latents=latents, text=replace(base.text, encoder="t5", path=models[1], max_tokens=8),
+                  model=replace(base.model, channels=4, image_size=8))
+    _, to_flow_data = data_encoders(cfg, data, torch.device("cpu"))
+    items = [data[0], data[1]]
+    stored = to_flow_data(torch.stack([it["image"] for it in items]), posterior_std(items, torch.device("cpu")),
+                          torch.Generator().manual_seed(3))
+    source = ImageFolderSource(folder)
+    images = torch.stack([fit_to(source.item(source.sample_ids.index(it["sample_id"])).image(), 16) * 2 - 1 for it in items])
+    live = VaeSpace(models[0], normalisation=normalisation, sample_posterior=True).encode(images, torch.Generator().manual_seed(3))
+    assert live.abs().mean() > 0.05  # the tolerance below is small against the values compared
+    torch.testing.assert_close(stored, live, atol=2e-3, rtol=2e-2)  # stored as float16

@@ -224,7 +224,7 @@ def annotated(tmp_path):
 
 def test_training_set_items_and_exclusions(annotated):
     bins = fit_bins(annotated, ["bright", "gappy"], BinningOptions(bins=8))
-    assert (annotated.parent / "reward_bins.json").is_file()
+    assert (annotated.parent / "ann.bins.json").is_file()
     data = RewardTrainingSet(Levels(100), annotated, bins, ["gappy", "bright"])
     assert data.excluded == {"gappy: failed": 25, "gappy: nan": 10}  # ids 3, 7, ... fail; 0, 10, ... are NaN
     assert len(data) == 65 and "excluded 35" in data.summary()
@@ -250,7 +250,7 @@ def test_training_set_refusals(annotated, tmp_path):
     with pytest.raises(MiroError, match="not .*BinningOptions"):
         fit_bins(annotated, ["gappy"], BinningOptions(bins=16))
     assert fit_bins(annotated, ["gappy"]).names == ["bright", "gappy"]  # added, "bright" untouched
-    assert torch.equal(BinEdges.load(annotated.parent / "reward_bins.json").get("bright").edges, bins.get("bright").edges)
+    assert torch.equal(BinEdges.load(annotated.parent / "ann.bins.json").get("bright").edges, bins.get("bright").edges)
 
 
 def test_training_set_counts_unannotated_and_missing_samples(annotated):

@@ -20,7 +20,9 @@ import torch
 from harness.evaluation.generate import GenerationOptions, Shard
 from harness.evaluation.modes import DEFAULT_SWEEP_VALUES, TargetSweep
 from harness.evaluation.run import EvaluationOptions, evaluate, evaluate_sweep
+from harness.geneval.rules import GenEvalOptions
 from harness.stats.best_of_n import DEFAULT_MAX_N
+from miro import weights_file
 from miro.config import SampleConfig, to_dict
 from miro.errors import MiroError
 from miro.inference import load_generator, resolve_checkpoint
@@ -32,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a run folder (its last checkpoint) or a checkpoint folder")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--prompts", default="shapes", help="shapes | shapes-validation | shapes-test | geneval | parti | a .tsv (PartiPrompts) or .jsonl (GenEval metadata)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first K prompts")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only K prompts, taken evenly across task tags / categories")
     p.add_argument("--samples", type=int, help=f"images per prompt (default 4; {DEFAULT_MAX_N} with --best-of-n)")
     p.add_argument("--guidance", type=float, help="guidance scale g in v = v_neg + g (v_pos - v_neg) (MIRO's cfg_rate is g - 1)")
     p.add_argument("--positive", nargs="*", metavar="NAME=V", help="positive-branch reward targets in [0, 1]; all=V for every reward")
@@ -45,30 +47,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base of every image's seed")
     p.add_argument("--batch-size", type=int, default=64, help="images per sampler call")
     p.add_argument("--shard", default="0/1", help="i/n: this job's share of the images")
-    p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward, for shapes checkpoints)")
+    p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward for shapes checkpoints; "
+                   "else the weights file's scorers, else the rewards the run trained on)")
     p.add_argument("--scorer-option", nargs="*", default=[], metavar="NAME.KEY=VALUE", help="e.g. pickscore.model_dir=/weights/PickScore_v1")
     p.add_argument("--no-geneval", action="store_true", help="skip GenEval even for GenEval-format prompts")
     p.add_argument("--geneval-detector", default="", help="Mask2Former folder (save_pretrained) for real GenEval")
     p.add_argument("--geneval-classes", default="", help="GenEval's object_names.txt (default: fetched with a checksum)")
-    p.add_argument("--geneval-colors", default="openai", help="open_clip ViT-L-14 weights (file or tag) for the colour classifier")
+    p.add_argument("--geneval-colors", default="", help="open_clip weights file of the colour classifier (default: the weights file's; the \"openai\" tag needs --allow-download)")
+    p.add_argument("--geneval-colors-model", default="", help="the colour classifier's open_clip architecture or config .json (default ViT-L-14)")
+    for name, kind, text in (("threshold", float, "keep detections with score > this (0.3)"),
+                             ("counting-threshold", float, "... > this for counting prompts (0.9)"),
+                             ("max-objects", int, "detections kept per class (16)"),
+                             ("max-overlap", float, "greedy NMS keeps IoU < this; 1 turns NMS off (1.0)")):
+        p.add_argument(f"--geneval-{name}", type=kind, help=f"GenEval: {text}")
+    p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): scorer options, GenEval files, PartiPrompts, FID reference")
+    p.add_argument("--allow-download", action="store_true", help="let GenEval / PartiPrompts files and the colour classifier's weights download (login nodes)")
     p.add_argument("--features", default="pixels", help="pixels | inception=PATH | none: features for diversity and FID/KID")
-    p.add_argument("--reference", default="shapes", help="FID/KID reference: shapes (held-out world images) | image folder | none")
+    p.add_argument("--reference", default=None, help="FID/KID reference: shapes (held-out world images) | image folder | none "
+                   "(default: shapes for a shapes checkpoint, else the weights file's benchmarks.fid_reference, else none)")
     p.add_argument("--reference-size", type=int, default=2000, help="reference images for FID/KID")
     p.add_argument("--best-of-n", default="", metavar="SCORER", help="also write best-of-N curves selected by this scorer")
     p.add_argument("--sweep", default="", metavar="REWARD", help="sweep this reward's positive target (one evaluation per value)")
     p.add_argument("--sweep-values", nargs="*", type=float, default=list(DEFAULT_SWEEP_VALUES))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--benchmark-cache", default="~/.cache/miro/benchmarks", help="where fetched GenEval / PartiPrompts files go")
+    p.add_argument("--benchmark-cache", default="~/.cache/miro/benchmarks", help="where GenEval / PartiPrompts files are looked for (and fetched with --allow-download)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--no-progress", action="store_true")
     return p
-
-
-def parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 def parse_targets(items: Sequence[str], rewards: Sequence[str], flag: str) -> dict[str, float]:
@@ -86,17 +91,6 @@ def parse_targets(items: Sequence[str], rewards: Sequence[str], flag: str) -> di
     return targets
 
 
-def parse_scorer_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    options: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        name, dot, option = key.partition(".")
-        if not (sep and dot and option):
-            raise MiroError(f'--scorer-option "{item}" is not NAME.KEY=VALUE (e.g. pickscore.model_dir=/weights/PickScore_v1)')
-        options.setdefault(name, {})[option] = parse_value(raw)
-    return options
-
-
 def sample_config(args: argparse.Namespace, base: SampleConfig, rewards: Sequence[str]) -> SampleConfig:
     """The checkpoint's sample config with the flags given on top."""
     changes: dict[str, Any] = {}
@@ -111,19 +105,56 @@ def sample_config(args: argparse.Namespace, base: SampleConfig, rewards: Sequenc
     return replace(base, **changes)
 
 
+def geneval_rules(args: argparse.Namespace, weights: weights_file.WeightsFile) -> GenEvalOptions:
+    """GenEval's thresholds: the flags, else the weights file's [geneval] values, else the reference defaults."""
+    changes = {name: weights.geneval[name] for name in ("threshold", "counting_threshold", "max_objects", "max_overlap") if name in weights.geneval}
+    changes.update({name: getattr(args, f"geneval_{name}") for name in ("threshold", "counting_threshold", "max_objects", "max_overlap")
+                    if getattr(args, f"geneval_{name}") is not None})
+    return GenEvalOptions(**changes)
+
+
+def prompt_set(which: str, weights: weights_file.WeightsFile) -> str:
+    """`parti` / `geneval` read from the weights file's local copies when it names them."""
+    local = {"parti": "benchmarks.parti", "geneval": "geneval.metadata"}.get(which, "")
+    return weights.path(local) if local and local in weights.entries else which
+
+
+def default_reference(args: argparse.Namespace, shapes: bool, weights: weights_file.WeightsFile) -> str:
+    if args.reference is not None:
+        return "" if args.reference == "none" else args.reference
+    if shapes:
+        return "shapes"
+    return weights.path("benchmarks.fid_reference")  # "" (no FID) unless the file names a reference
+
+
+def default_scorers(args: argparse.Namespace, shapes: bool, weights: weights_file.WeightsFile, trained: Sequence[str]) -> tuple[str, ...] | None:
+    """--scorers, else (for a real checkpoint) the weights file's scorers, else the rewards the run trained on;
+    None lets a shapes checkpoint use every shapes reward."""
+    if args.scorers:
+        return tuple(args.scorers)
+    return None if shapes else (tuple(weights.scorers) or tuple(trained) or None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        generator = load_generator(args.checkpoint, args.device)
+        weights = weights_file.load(args.weights)
+        generator = load_generator(args.checkpoint, args.device, weights)
         rewards = generator.config.rewards.conditioned
+        shapes = generator.config.data.source == "shapes"
         samples = args.samples or (DEFAULT_MAX_N if args.best_of_n else 4)
         generation = GenerationOptions(sample_config(args, generator.config.sample, rewards), samples, args.seed, args.batch_size)
         options = EvaluationOptions(
-            prompts=args.prompts, limit=args.limit, generation=generation,
-            scorers=tuple(args.scorers) if args.scorers else None, scorer_options=parse_scorer_options(args.scorer_option),
-            geneval=not args.no_geneval, geneval_detector=args.geneval_detector, geneval_classes=args.geneval_classes,
-            geneval_colors=args.geneval_colors, features="" if args.features == "none" else args.features,
-            reference="" if args.reference == "none" else args.reference, reference_size=args.reference_size,
+            prompts=prompt_set(args.prompts, weights), limit=args.limit, generation=generation,
+            scorers=default_scorers(args, shapes, weights, generator.config.rewards.names),
+            scorer_options=weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option)),
+            geneval=not args.no_geneval, geneval_detector=args.geneval_detector or weights.path("geneval.detector"),
+            geneval_classes=args.geneval_classes or weights.path("geneval.class_names"),
+            geneval_colors=args.geneval_colors or weights.path("geneval.colors") or "openai",
+            geneval_colors_model=args.geneval_colors_model or weights.geneval.get("colors_model", "ViT-L-14"),
+            geneval_rules=geneval_rules(args, weights), allow_download=args.allow_download,
+            features="" if args.features == "none" else args.features,
+            reference=default_reference(args, shapes, weights), reference_size=args.reference_size,
             best_of_n=args.best_of_n, benchmark_cache=args.benchmark_cache,
         )
         shard = Shard.parse(args.shard)

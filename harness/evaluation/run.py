@@ -35,6 +35,7 @@ from harness.evaluation.scoring import default_scorers, load_scorers, read_score
 from harness.evaluation.summary import diversity_metrics, geneval_metrics, image_rows, scorer_metrics
 from harness.geneval.evaluate import evaluate_folder
 from harness.geneval.metadata import download_geneval_files, read_class_names
+from harness.geneval.rules import GenEvalOptions
 from harness.prompts import Prompt, load_prompts
 from miro.config import RunConfig, to_dict
 from miro.data.shapes import ShapesWorldConfig
@@ -43,6 +44,7 @@ from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError, unknown_name_error
 from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
+from miro.rewards.real.open_clip_arch import open_clip_arch
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class EvaluationOptions:
     """
 
     prompts: str = "shapes"
-    limit: int = 0  # 0: every prompt; k: the first k
+    limit: int = 0  # 0: every prompt; k: k prompts stratified by group (GenEval tag, Parti category)
     generation: GenerationOptions = GenerationOptions()
     scorers: tuple[str, ...] | None = None
     scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -66,6 +68,9 @@ class EvaluationOptions:
     geneval_detector: str = ""
     geneval_classes: str = ""
     geneval_colors: str = "openai"
+    geneval_colors_model: str = "ViT-L-14"  # open_clip architecture, or an open_clip config .json
+    geneval_rules: GenEvalOptions = GenEvalOptions()  # thresholds, max objects, overlap
+    allow_download: bool = False  # let GenEval / PartiPrompts files and the colour classifier's "openai" weights download
     features: str = "pixels"
     reference: str = "shapes"
     reference_size: int = 2000
@@ -87,8 +92,20 @@ def world_of(config: RunConfig) -> ShapesWorldConfig | None:
 
 
 def plan_prompts(options: EvaluationOptions, world: ShapesWorldConfig | None) -> list[Prompt]:
-    prompts = load_prompts(options.prompts, world=world, cache=options.benchmark_cache)
-    return prompts[: options.limit] if options.limit else prompts
+    prompts = load_prompts(options.prompts, world=world, cache=options.benchmark_cache, allow_download=options.allow_download)
+    return stratified(prompts, options.limit) if options.limit else prompts
+
+
+def stratified(prompts: Sequence[Prompt], k: int) -> list[Prompt]:
+    """k prompts taken round-robin over the groups (each group in file order), so a small --limit still
+    covers every GenEval task; the prompts keep their indices (and so their images' seeds)."""
+    groups: dict[str, list[Prompt]] = {}
+    for prompt in prompts:
+        groups.setdefault(prompt.group, []).append(prompt)
+    picked: list[Prompt] = []
+    for rank in range(max((len(g) for g in groups.values()), default=0)):
+        picked += [g[rank] for g in groups.values() if rank < len(g)]
+    return sorted(picked[:k], key=lambda p: p.index)
 
 
 def build_judge(options: EvaluationOptions, prompts: Sequence[Prompt], world: ShapesWorldConfig | None,
@@ -103,12 +120,18 @@ def build_judge(options: EvaluationOptions, prompts: Sequence[Prompt], world: Sh
     if not options.geneval_detector:
         raise MiroError("GenEval prompts need a detector: pass --geneval-detector DIR (Mask2Former saved with "
                         "save_pretrained), or --no-geneval")
+    if not Path(options.geneval_colors).expanduser().is_file() and not options.allow_download:
+        raise MiroError(f'the colour classifier\'s weights "{options.geneval_colors}" are not a local file; pass --geneval-colors FILE '
+                        "(get it with: huggingface-cli download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors) or --allow-download")
     from harness.geneval.color import ClipColorClassifier
     from harness.geneval.mask2former import Mask2FormerDetector
 
-    classes = options.geneval_classes or download_geneval_files(Path(options.benchmark_cache).expanduser() / "geneval")[1]
+    classes = options.geneval_classes or download_geneval_files(Path(options.benchmark_cache).expanduser() / "geneval", options.allow_download)[1]
     detector = Mask2FormerDetector.from_pretrained(options.geneval_detector, read_class_names(classes), device)
-    return detector, ClipColorClassifier.from_open_clip("ViT-L-14", options.geneval_colors, device)
+    import open_clip
+
+    arch = open_clip_arch(open_clip, options.geneval_colors_model)
+    return detector, ClipColorClassifier.from_open_clip(arch, options.geneval_colors, device)
 
 
 def reference_batches(options: EvaluationOptions, config: RunConfig, world: ShapesWorldConfig | None, size: int) -> Iterator[torch.Tensor]:
@@ -167,7 +190,7 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     trained = config.rewards.conditioned
     scores = read_scores(scores_path(out))
     tic = time.perf_counter()
-    verdicts = evaluate_folder(folder, out / "geneval.jsonl", *judge, progress=progress) if judge else None
+    verdicts = evaluate_folder(folder, out / "geneval.jsonl", *judge, options.geneval_rules, progress=progress) if judge else None
     throughput["geneval_seconds"] = time.perf_counter() - tic
     table = image_rows(folder, prompts, gen.samples_per_prompt, gen.seed, scores, verdicts)
     roles = metric_roles([*scores.attrs["scorers"], "geneval_correct"], trained)  # by per-image column

@@ -144,8 +144,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_verified(url: str, dest: str | Path, sha256: str) -> Path:
-    """Download `url` to `dest` unless a file with the right sha256 is already there.
+def fetch_verified(url: str, dest: str | Path, sha256: str, allow_download: bool = True) -> Path:
+    """Download `url` to `dest` unless a file with the right sha256 is already there (and only when
+    `allow_download`; otherwise a missing file is a one-line error saying how to get it).
 
     The bytes go to a temporary file first and replace `dest` only when the checksum matches, so an
     interrupted or tampered download never leaves a file that later runs would trust.
@@ -153,11 +154,19 @@ def fetch_verified(url: str, dest: str | Path, sha256: str) -> Path:
     dest = Path(dest)
     if dest.is_file() and sha256_of(dest) == sha256:
         return dest
+    if not allow_download:
+        raise MiroError(f"{dest} is not there and downloads are off; on a machine with internet run: wget '{url}' -O {dest.name}, "
+                        "then pass the local file (or name it in the weights file), or rerun with --allow-download")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
-            out.write(response.read())
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+                out.write(response.read())
+        except OSError as err:  # URLError, timeouts, refused connections: this machine is offline
+            reason = getattr(err, "reason", err)
+            raise MiroError(f"cannot download {url} ({reason}); on a machine with internet run: wget '{url}' -O {dest.name}, "
+                            "then pass the local file (or name it in the weights file)") from None
         actual = sha256_of(Path(tmp))
         if actual != sha256:
             raise MiroError(f"{url}: sha256 {actual} does not match the expected {sha256}; "
@@ -169,8 +178,8 @@ def fetch_verified(url: str, dest: str | Path, sha256: str) -> Path:
     return dest
 
 
-def download_geneval_files(dest_dir: str | Path) -> tuple[Path, Path]:
-    """Fetch (metadata, class names) at the pinned commit into `dest_dir`; returns their paths."""
+def download_geneval_files(dest_dir: str | Path, allow_download: bool = True) -> tuple[Path, Path]:
+    """Fetch (metadata, class names) at the pinned commit into `dest_dir` (or find them there); returns their paths."""
     dest_dir = Path(dest_dir)
-    paths = [fetch_verified(url, dest_dir / name, sha) for name, (url, sha) in GENEVAL_FILES.items()]
+    paths = [fetch_verified(url, dest_dir / name, sha, allow_download) for name, (url, sha) in GENEVAL_FILES.items()]
     return paths[0], paths[1]

@@ -188,6 +188,15 @@ def read_annotation(path: str | os.PathLike) -> pd.DataFrame:
     return wide
 
 
+def annotation_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of an annotation file's bytes: bins fitted on it are refitted when it changes."""
+    from miro.rewards.real.weights import sha256_file
+
+    if not Path(path).is_file():
+        raise MiroError(f"annotation {path} does not exist (or is not assembled yet); run annotate for every shard, or annotate --merge")
+    return sha256_file(Path(path))[:16]
+
+
 # ---- annotation ------------------------------------------------------------------------------------------
 
 @dataclass
@@ -239,34 +248,47 @@ def _value_row(item: SourceItem, scorer: str, value: float) -> dict[str, Any]:
     return _row(item, scorer, float("nan"), "nan", f"score is {value}")
 
 
-def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tensor]) -> list[dict[str, Any]]:
-    """Score one same-shape group; if the batch raises, score items one by one to isolate the culprit."""
+def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tensor], prepared: dict[Any, Any]) -> list[dict[str, Any]]:
+    """Score one same-shape group; if the batch raises, score items one by one to isolate the culprit.
+
+    `prepared` holds this batch's model inputs by (preprocessing key, samples), so scorers that preprocess
+    alike (CLIP scorers with one processor) resize and normalise each image once.
+    """
     try:
-        scores = torch.as_tensor(scorer.score(torch.stack(images), [it.caption for it in items])).detach().cpu()
+        key = (scorer.preprocessing_key, tuple(it.sample_id for it in items))
+        if not scorer.preprocessing_key or key not in prepared:
+            prepared_batch = scorer.prepare(torch.stack(images))
+            if scorer.preprocessing_key:
+                prepared[key] = prepared_batch
+        else:
+            prepared_batch = prepared[key]
+        scores = torch.as_tensor(scorer.score_prepared(prepared_batch, [it.caption for it in items])).detach().cpu()
         if scores.shape != (len(items),):
             raise MiroError(f"scorer returned shape {tuple(scores.shape)}, expected ({len(items)},)")
     except Exception as err:
         if len(items) == 1:
             return [_row(items[0], scorer.name, float("nan"), "failed", f"scorer error: {type(err).__name__}: {err}")]
-        return [row for it, img in zip(items, images) for row in _run_scorer(scorer, [it], [img])]
+        return [row for it, img in zip(items, images) for row in _run_scorer(scorer, [it], [img], {})]
     return [_value_row(it, scorer.name, value) for it, value in zip(items, scores.double().tolist())]
 
 
 def _score_batch(items: list[SourceItem], scorers: Mapping[str, Scorer], done: Mapping[str, set[int]]) -> list[dict[str, Any]]:
-    """Rows for every missing (item, scorer) pair; an unreadable image fails its rows, never the batch."""
+    """Rows for every missing (item, scorer) pair; each image is decoded once for every scorer, and an
+    unreadable image fails its rows, never the batch."""
     rows, images = [], {}
     for it in items:
         try:
             images[it.sample_id] = it.image()
         except ItemError as err:
             rows += [_row(it, name, float("nan"), "failed", str(err)) for name in scorers if it.sample_id not in done[name]]
+    prepared: dict[Any, Any] = {}
     for name, scorer in scorers.items():
         groups: dict[tuple[int, ...], list[SourceItem]] = {}
         for it in items:
             if it.sample_id in images and it.sample_id not in done[name]:
                 groups.setdefault(tuple(images[it.sample_id].shape), []).append(it)
         for group in groups.values():
-            rows += _run_scorer(scorer, group, [images[it.sample_id] for it in group])
+            rows += _run_scorer(scorer, group, [images[it.sample_id] for it in group], prepared)
     return rows
 
 

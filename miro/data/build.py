@@ -4,7 +4,8 @@ The shapes world is generated, annotated with every analytic reward and binned o
 in a data folder that every arm of a sweep shares (so all arms train on the same samples with the
 same bins). Its rendered images are cached beside the annotation, so each arm loads the whole set
 into memory in a second instead of rendering it again. Folders and webdataset shards are read with
-the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`).
+the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`), and the precomputed
+latents and caption embeddings of `data.features` when set.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.manifest import write_json_atomic
-from miro.rewards.binning import BinEdges
+from miro.rewards.binning import BinEdges, BinningOptions
 
 SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
 
@@ -95,14 +96,16 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
     data = cfg.data
     if data.source == "shapes":
         folder = prepare_shapes(data, data_root, progress)
-        bins = BinEdges.load(folder / "reward_bins.json")
+        bins = fit_bins(folder / "annotations.parquet", SHAPES_SCORERS)  # instant once fitted
         rendered = load_rendered(folder)
         labelled = RewardTrainingSet(DatasetSource(rendered), folder / "annotations.parquet", bins,
                                      cfg.rewards.names, require_ok=SHAPES_SCORERS)
         index = torch.tensor(labelled.sample_ids)  # sample ids are render indices
         return InMemoryTrainingSet(rendered.images[index], [rendered.captions[i] for i in labelled.sample_ids], labelled.rewards)
     if not data.annotations:
-        raise MiroError(f'data.annotations is empty; annotate {data.path} first (miro.data.annotate) and set data.annotations to the parquet file')
+        raise MiroError(f'data.annotations is empty; annotate {data.path} first (python -m miro annotate --out FOLDER) and set data.annotations to FOLDER')
+    annotation = Path(data.annotations) / "annotations.parquet" if Path(data.annotations).is_dir() else Path(data.annotations)
     source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
-    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(data.annotations, cfg.rewards.names)
-    return RewardTrainingSet(source, data.annotations, bins, cfg.rewards.names, resolution=data.resolution)
+    bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(annotation, cfg.rewards.names, BinningOptions(bins=cfg.rewards.bins))
+    return RewardTrainingSet(source, annotation, bins, cfg.rewards.names, resolution=data.resolution,
+                             features=data.features or None)

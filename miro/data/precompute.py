@@ -3,7 +3,8 @@
 Latents: a diffusers AutoencoderKL from a local folder (the SDXL VAE at real scale). Images are fitted to
 `resolution` (shorter side resized, center crop), mapped to [-1, 1] and encoded; the posterior mean and std
 are stored unscaled with the VAE's scaling_factor (and shift_factor, when its config has one) in the
-metadata, and readers return (mean - shift) * scale, the latent the flow runs on.
+metadata; readers return them unscaled and the trainer normalises them as the run's config says (the
+VAE's factor or the released per-channel statistics, posterior mean or sample).
 Text: a transformers T5EncoderModel and its tokenizer from one local folder; captions are padded /
 truncated to `max_tokens`; the last hidden state (L, D) and the attention mask (L,) are stored.
 
@@ -13,6 +14,12 @@ are written atomically every `flush_every` samples and when a run stops, never m
 be far larger than memory), and indexed on read. Rerunning skips the pairs already stored; shards of a
 SLURM array write into the same directory side by side. Each part records the encoders' fingerprints;
 adding to a store made with other encoders or settings is refused.
+
+Beside the parts: null_text.npz, the T5 embedding of the null caption "" (caption dropout trains on it,
+so a trainer reading stored text never loads T5), and latent-stats-<shard>-of-<count>.json, per-channel
+sum, sum of squares and count of the posterior means of one shard; when every shard has them, `latent_statistics`
+adds them up into latent_stats.json, the dataset's per-channel mean and std (for a per-channel latent
+normalisation).
 
 Fingerprint of an encoder: its config (minus paths and library versions), the tokenizer files' bytes,
 and for each weights file its name, size and the sha256 of its first and last MiB (hashing whole
@@ -42,11 +49,14 @@ from miro.data.annotate import read_meta, write_parquet_atomic
 from miro.data.sources import ItemError, Source, SourceItem, as_source, fit_to
 from miro.errors import MiroError
 from miro.latents import VaeSpace
-from miro.text import T5TextEncoder
+from miro.manifest import write_json_atomic
+from miro.text import T5TextEncoder, TextEncoder
 
 FORMAT = "miro.features/1"
 META_KEY = b"miro.features"
 KINDS = ("latent", "text")
+NULL_TEXT = "null_text.npz"
+LATENT_STATS = "latent_stats.json"  # per-channel mean / std of the dataset's posterior means
 ROW_GROUP = 64  # rows per parquet row group: a random read loads one group
 _IGNORED_CONFIG_KEYS = {"_name_or_path", "_diffusers_version", "transformers_version", "_commit_hash", "architectures", "torch_dtype"}
 
@@ -268,10 +278,77 @@ def precompute(
         bar.close()
         if buffer:
             flush()
+    if text is not None and not (out / NULL_TEXT).is_file():
+        hidden, mask = encode_captions(text, [""])
+        _write_npz(out / NULL_TEXT, {"text_embedding": hidden[0].numpy().astype(getattr(np, options.store_dtype)),
+                                     "text_mask": mask[0].numpy(), "fingerprint": np.array(encoders["text"]["fingerprint"])})
+    if vae is not None:
+        _write_shard_stats(out, shard_index, shard_count)
     report.seconds = time.perf_counter() - start
     if progress:
         tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
     return report
+
+
+def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_npz(arrays))
+    os.replace(tmp, path)
+
+
+def _write_shard_stats(out: Path, shard_index: int, shard_count: int) -> None:
+    """Per-channel sum, sum of squares and count of this shard's stored posterior means; once every shard
+    has its sums, the dataset's per-channel mean and std go to latent_stats.json."""
+    sums: list[np.ndarray] = []
+    for path in sorted(out.glob(f"part-{shard_index:05d}-*.parquet")):
+        table = pq.read_table(path, columns=["kind", "status", "payload"])
+        for kind, status, payload in zip(*(table[c].to_pylist() for c in ("kind", "status", "payload"))):
+            if kind == "latent" and status == "ok":
+                with np.load(io.BytesIO(payload)) as arrays:
+                    flat = arrays["latent_mean"].astype(np.float64).reshape(arrays["latent_mean"].shape[0], -1)  # (C, h*w)
+                sums.append(np.stack([flat.sum(1), (flat ** 2).sum(1), np.full(len(flat), flat.shape[1])]))
+    if not sums:
+        return
+    total = np.sum(sums, axis=0)  # (3, C): sum, sum of squares, count
+    write_json_atomic(out / f"latent-stats-{shard_index:05d}-of-{shard_count:05d}.json",
+                      {"sum": total[0].tolist(), "sum_squares": total[1].tolist(), "count": int(total[2][0])})
+    if len(list(out.glob(f"latent-stats-*-of-{shard_count:05d}.json"))) == shard_count:
+        write_json_atomic(out / LATENT_STATS, latent_statistics(out))
+
+
+def latent_statistics(path: str | os.PathLike) -> dict[str, Any]:
+    """The dataset's per-channel mean and std of the unscaled posterior means, from every shard's sums."""
+    files = sorted(Path(path).glob("latent-stats-*.json"))
+    if not files:
+        raise MiroError(f"{path} holds no latent statistics; run precompute with a VAE for every shard")
+    counts = {f.name.rsplit("-of-", 1)[1] for f in files}
+    if len(counts) > 1:
+        raise MiroError(f"{path} mixes latent statistics of shardings {sorted(counts)}; delete the stale latent-stats-*.json and rerun precompute")
+    records = [json.loads(f.read_text()) for f in files]
+    n = sum(r["count"] for r in records)
+    mean = np.sum([r["sum"] for r in records], axis=0) / n
+    variance = np.sum([r["sum_squares"] for r in records], axis=0) / n - mean ** 2
+    return {"mean": mean.tolist(), "std": np.sqrt(np.maximum(variance, 0.0)).tolist(), "count": n, "shards": len(files)}
+
+
+class StoredText(TextEncoder):
+    """Caption embeddings read from a feature store instead of running T5.
+
+    The trainer hands it each batch's stored embeddings (`hold`); `encode` then returns them, with the
+    stored null-caption embedding for captions that caption dropout replaced by "".
+    """
+
+    def __init__(self, null_embedding: torch.Tensor, null_mask: torch.Tensor) -> None:
+        self.null = (null_embedding.float(), null_mask.bool())  # (L, D), (L,)
+        self.max_tokens, self.dim = null_embedding.shape
+        self._held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hold(self, captions: Sequence[str], embeddings: torch.Tensor, masks: torch.Tensor) -> None:
+        self._held = {c: (e.float(), m.bool()) for c, e, m in zip(captions, embeddings, masks)}
+
+    def encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.null if c == "" else self._held[c] for c in captions]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
 
 class Features:
@@ -312,6 +389,16 @@ class Features:
     def kinds(self) -> list[str]:
         return sorted(self.encoders)
 
+    def stored_text(self) -> StoredText:
+        """The text encoder that serves this store's caption embeddings (refuses a store without text)."""
+        path = self.path / NULL_TEXT
+        if "text" not in self.encoders or not path.is_file():
+            raise MiroError(f"{self.path} holds no finished text features ({NULL_TEXT} is written when a precompute with text_path completes); rerun precompute with T5")
+        with np.load(path) as arrays:
+            if str(arrays["fingerprint"]) != self.encoders["text"]["fingerprint"]:
+                raise MiroError(f"{path} comes from another T5 than the stored captions; delete it and rerun precompute")
+            return StoredText(torch.from_numpy(arrays["text_embedding"]), torch.from_numpy(arrays["text_mask"]))
+
     def has(self, sample_id: int, kind: str) -> bool:
         return (sample_id, kind) in self._where
 
@@ -325,7 +412,8 @@ class Features:
         return self._cache[key][row]
 
     def get(self, sample_id: int) -> dict[str, torch.Tensor]:
-        """latent (scaled mean), latent_std (scaled), text_embedding, text_mask: whichever are stored."""
+        """latent (the unscaled posterior mean), latent_std (unscaled), text_embedding, text_mask: whichever
+        are stored. The run's latent normalisation is applied by the trainer (miro.latents.PosteriorNormaliser)."""
         out: dict[str, torch.Tensor] = {}
         for kind in self.kinds:
             if (sample_id, kind) not in self._where:
@@ -333,9 +421,7 @@ class Features:
             with np.load(io.BytesIO(self._payload(*self._where[(sample_id, kind)]))) as arrays:
                 loaded = {name: torch.from_numpy(arrays[name]) for name in arrays.files}
             if kind == "latent":
-                scale, shift = self.encoders["latent"]["scaling_factor"], self.encoders["latent"]["shift_factor"]
-                out["latent"] = (loaded["latent_mean"].float() - shift) * scale
-                out["latent_std"] = loaded["latent_std"].float() * scale
+                out["latent"], out["latent_std"] = loaded["latent_mean"].float(), loaded["latent_std"].float()
             else:
                 out.update(loaded)
         return out

@@ -2,7 +2,7 @@
 
 It joins three things made earlier: a source (folder, shards, or the shapes world), its annotation
 parquet, and the bin edges saved beside it. Every item is
-    {"image": float (C, H, W) in [-1, 1], or the scaled VAE latent mean when latents are precomputed,
+    {"image": float (C, H, W) in [-1, 1], or the unscaled VAE posterior mean when latents are precomputed,
      "caption": str, "rewards": float32 (R,) in [0, 1] in the order of `rewards`, "sample_id": int}
 plus "latent_std" (to draw posterior samples) and "text_embedding" / "text_mask" when precomputed.
 
@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from miro.data.annotate import read_annotation
+from miro.data.annotate import annotation_fingerprint, read_annotation
 from miro.data.precompute import Features
 from miro.data.sources import ItemError, Source, as_source, fit_to
 from miro.errors import MiroError, unknown_name_error
@@ -44,22 +44,27 @@ def _check_names(names: Sequence[str], available: Sequence[str]) -> None:
 
 def fit_bins(annotation: str | os.PathLike, rewards: Sequence[str], options: BinningOptions = DEFAULT_BINNING,
              path: str | os.PathLike | None = None) -> BinEdges:
-    """The bin edges of `rewards`, saved beside the annotation (reward_bins.json) and shared by every run.
+    """The bin edges of `rewards`, stored under the annotation's name (<name>.bins.json) and shared by every run.
 
-    Edges already in the file are never changed; missing rewards are fitted on their ok scores (in
-    sample_id order) and added. Asking for other binning options than the file's is refused.
+    The edges record the fingerprint of the annotation they were fitted on. While it is unchanged, edges
+    already in the file are never changed and missing rewards are fitted on their ok scores (in sample_id
+    order) and added; once the annotation changes (more shards, a merged column, a rescore) every reward
+    of the file is refitted. Asking for other binning options than the file's is refused.
     """
     path = Path(path) if path is not None else bins_beside(annotation)
-    existing = BinEdges.load(path) if path.is_file() else BinEdges({}, options)
+    fingerprint = annotation_fingerprint(annotation)
+    existing = BinEdges.load(path) if path.is_file() else BinEdges({}, options, fingerprint)
     if existing.options != options:
         raise MiroError(f"{path} was fitted with {existing.options}, not {options}; use the same options or delete the file to refit (runs on one dataset must share bins)")
+    if existing.fingerprint != fingerprint:  # the annotation changed: refit everything on it
+        rewards, existing = sorted(set(rewards) | set(existing.rewards)), BinEdges({}, options, fingerprint)
     missing = [r for r in rewards if r not in existing.rewards]
     if not missing:
         return existing
     wide = read_annotation(annotation)
     _check_names(missing, _scorers_of(wide))
     scores = {r: wide.loc[wide[f"{r}__status"] == "ok", r].to_numpy() for r in missing}
-    merged = BinEdges({**existing.rewards, **BinEdges.fit(scores, options).rewards}, options)
+    merged = BinEdges({**existing.rewards, **BinEdges.fit(scores, options).rewards}, options, fingerprint)
     merged.save(path)
     return merged
 

@@ -11,6 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -41,9 +42,20 @@ class Scorer(ABC):
     """
 
     info: ScorerInfo
+    # Scorers with the same non-empty key turn a batch into the same model input, so annotation prepares
+    # each batch once for all of them (`prepare`) and hands the result to `score_prepared`.
+    preprocessing_key: str = ""
 
     @abstractmethod
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor: ...
+
+    def prepare(self, images: torch.Tensor) -> Any:
+        """The model input of a batch (the images themselves unless the scorer shares its preprocessing)."""
+        return images
+
+    def score_prepared(self, prepared: Any, prompts: Sequence[str]) -> torch.Tensor:
+        """Scores from `prepare`'s output; `score(images, p)` equals `score_prepared(prepare(images), p)`."""
+        return self.score(prepared, prompts)
 
     @property
     def name(self) -> str:

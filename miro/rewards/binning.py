@@ -39,7 +39,7 @@ import torch
 from miro.errors import MiroError, did_you_mean
 
 STRATEGIES = ("quantile", "uniform", "refined_quantile")
-BINS_FILENAME = "reward_bins.json"  # the conventional name beside a dataset's annotation parquet
+BINS_SUFFIX = ".bins.json"  # <annotation name>.bins.json beside the annotation parquet
 FORMAT = "miro.bin_edges/1"
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
@@ -116,6 +116,7 @@ class BinEdges:
 
     rewards: Mapping[str, RewardBins]
     options: BinningOptions = DEFAULT_BINNING
+    fingerprint: str = ""  # of the annotation the edges were fitted on ("" when unknown)
 
     @classmethod
     def fit(cls, scores: Mapping[str, ArrayLike], options: BinningOptions = DEFAULT_BINNING) -> BinEdges:
@@ -148,6 +149,7 @@ class BinEdges:
         payload = {
             "format": FORMAT,
             "options": asdict(self.options),
+            "fingerprint": self.fingerprint,
             "rewards": {
                 name: {"strategy": b.strategy, "bins": b.bins, "num_scores": b.num_scores, "note": b.note,
                        "edges": [float(e) for e in b.edges]}
@@ -176,7 +178,7 @@ class BinEdges:
             if len(edges) < 3 or not bool((edges[1:] > edges[:-1]).all()):
                 raise MiroError(f'bin edges file {path}: reward "{name}" needs >= 3 strictly increasing edges; refit it')
             rewards[name] = RewardBins(name, entry["strategy"], edges, int(entry["num_scores"]), entry.get("note", ""))
-        return cls(rewards, BinningOptions(**payload["options"]))
+        return cls(rewards, BinningOptions(**payload["options"]), payload.get("fingerprint", ""))
 
 
 def _as_float32(reward: str, scores: ArrayLike) -> torch.Tensor:
@@ -233,6 +235,8 @@ def fit_reward(reward: str, scores: ArrayLike, options: BinningOptions = DEFAULT
 
 
 def bins_beside(annotation: str | os.PathLike) -> Path:
-    """The conventional bin-edges path beside an annotation parquet."""
-    return Path(annotation).with_name(BINS_FILENAME)
+    """The bin edges of an annotation: <name>.bins.json beside <name>.parquet (two annotations in one
+    folder keep their own bins)."""
+    path = Path(annotation)
+    return path.with_name(path.stem + BINS_SUFFIX)
 

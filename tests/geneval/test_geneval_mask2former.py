@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_real_weights import save_tiny_mask2former
 
 from harness.geneval.mask2former import Mask2FormerDetector, instance_detections, mask_boxes
 from harness.geneval.metadata import read_class_names
@@ -33,23 +34,7 @@ def test_instance_scores_are_class_probability_times_mask_confidence():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from transformers import (
-        Mask2FormerConfig,
-        Mask2FormerForUniversalSegmentation,
-        Mask2FormerImageProcessor,
-        SwinConfig,
-    )
-
-    torch.manual_seed(0)
-    swin = SwinConfig(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
-                      out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=swin, hidden_dim=32, feature_size=32, mask_feature_size=32,
-                               encoder_layers=1, decoder_layers=2, num_queries=5, encoder_feedforward_dim=32,
-                               dim_feedforward=32, num_attention_heads=2, num_labels=80)
-    path = tmp_path_factory.mktemp("mask2former")
-    Mask2FormerForUniversalSegmentation(config).save_pretrained(path)
-    Mask2FormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=32).save_pretrained(path)
-    return path
+    return save_tiny_mask2former(tmp_path_factory.mktemp("mask2former"))
 
 
 def test_tiny_mask2former_end_to_end(tiny_checkpoint, geneval_data):

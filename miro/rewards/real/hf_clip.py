@@ -18,7 +18,7 @@ import torch
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.real.details import scorer_details
-from miro.rewards.real.images import to_pil_images
+from miro.rewards.real.images import check_batch, to_pil_images
 from miro.rewards.real.runtime import Runtime, make_runtime
 from miro.rewards.real.sources import HubFolder, existing_path, resolve
 from miro.rewards.real.weights import listed_keys, sha256_folder
@@ -43,22 +43,26 @@ class HFClipScorer(Scorer):
         self._max_text_tokens = max_text_tokens
         self._runtime = runtime
         self.info = info
+        self.preprocessing_key = "clip-image-processor:" + json.dumps(processor.image_processor.to_dict(), sort_keys=True, default=str)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the processor's pixel_values (B, 3, S, S); shared by CLIP scorers with one processor."""
+        return self._processor(images=to_pil_images(images, [""] * len(images)), return_tensors="pt")["pixel_values"]
 
     @torch.inference_mode()
-    def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        inputs = self._processor(
-            text=list(prompts),
-            images=to_pil_images(images, prompts),
-            padding=True,
-            truncation=True,
-            max_length=self._max_text_tokens,
-            return_tensors="pt",
-        ).to(self._runtime.device)
+    def score_prepared(self, prepared: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        text = self._processor(text=list(prompts), padding=True, truncation=True, max_length=self._max_text_tokens,
+                               return_tensors="pt")
+        inputs = {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"], "pixel_values": prepared}
         with self._runtime.autocast():
-            out = self._model(**inputs)
+            out = self._model(**{k: v.to(self._runtime.device) for k, v in inputs.items()})
         cosine = (out.image_embeds.float() * out.text_embeds.float()).sum(-1)  # (B,)
         scale = self._model.logit_scale.exp().float() if self._learned_scale else 100.0
         return (scale * cosine).cpu()
+
+    def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        check_batch(images, prompts)
+        return self.score_prepared(self.prepare(images), prompts)
 
 
 def _load_model(model_dir: Path) -> Any:

@@ -17,6 +17,7 @@ from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.real.details import scorer_details
 from miro.rewards.real.hpsv2_compat import hpsv2_open_clip
 from miro.rewards.real.images import to_pil_images
+from miro.rewards.real.open_clip_arch import open_clip_arch
 from miro.rewards.real.runtime import Runtime, make_runtime
 from miro.rewards.real.sources import HubFile, resolve
 from miro.rewards.real.weights import load_state_dict, load_strict, sha256_file
@@ -72,8 +73,8 @@ def build(
 ) -> HPSv2Scorer:
     """Load HPSv2 (`version` "v2.0" or "v2.1") from `checkpoint`, an HPS_v2*_compressed.pt file.
 
-    `model_name` is the hpsv2 open_clip config (ViT-H-14 for the released checkpoints; tests register a
-    tiny one). `light_augmentation` picks hpsv2's validation transform, see PREPROCESSING; both agree
+    `model_name` is the hpsv2 open_clip architecture (ViT-H-14 for the released checkpoints), or an open_clip
+    model config .json file, registered under its stem (another architecture, or a tiny test one). `light_augmentation` picks hpsv2's validation transform, see PREPROCESSING; both agree
     on square images.
     """
     if version not in CHECKPOINTS:
@@ -81,6 +82,7 @@ def build(
     runtime = make_runtime(device, dtype)
     path = resolve(checkpoint, CHECKPOINTS[version], "checkpoint", allow_download)
     open_clip = hpsv2_open_clip()
+    model_name = open_clip_arch(open_clip, model_name)
     model, _, preprocess = open_clip.create_model_and_transforms(
         model_name, None, precision="amp", device="cpu", light_augmentation=light_augmentation, output_dict=True
     )
