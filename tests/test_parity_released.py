@@ -176,7 +176,7 @@ def test_one_batch_loss_matches_with_the_same_noise_and_time(parity):
 
 
 def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_path):
-    from test_precompute import WORDS, save_tiny_vae
+    from tiny_real_weights import WORDS, save_tiny_vae
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
