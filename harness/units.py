@@ -25,6 +25,19 @@ from miro.errors import MiroError, unknown_name_error
 from miro.manifest import build_manifest, write_json_atomic
 
 
+# every unit kind and the one function that computes it ("module:function"; see resolve_function)
+KINDS = {
+    "data": "harness.tasks:prepare_data",  # a data plugin's whole preparation in one unit (the shapes world)
+    "annotate": "harness.tasks:annotate_shard",  # one array task of reward scoring
+    "assemble": "harness.tasks:assemble_annotations",  # merge the shards, fit the bins
+    "train": "harness.tasks:train_arm",
+    "generate": "harness.tasks:generate_shard",  # one array task of an evaluation's generation and scoring
+    "evaluate": "harness.tasks:evaluate_checkpoint",
+    "tune": "harness.tasks:tune_checkpoint",
+    "control": "harness.tasks:control_targets",
+}
+
+
 @dataclass(frozen=True)
 class Unit:
     """One unit of work: `kind` and `key` as in the store, `params` for its function, the keys it needs done
@@ -35,6 +48,18 @@ class Unit:
     params: Mapping[str, Any] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     resources: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit with what a person reads about it: a label and, where it has them, its arm, seed and step."""
+
+    unit: Unit
+    label: str
+    arm: str | None = None
+    seed: int | None = None
+    step: int | None = None
+    suite: str | None = None
 
 
 def resolve_function(name: str) -> Callable[..., dict[str, Any]]:

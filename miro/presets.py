@@ -53,18 +53,17 @@ def smoke() -> RunConfig:
                    sample=replace(base.sample, steps=4), checkpoint_every=10, log_every=5)
 
 
-def paper() -> RunConfig:
-    """The released checkpoint's recipe: RIN 360.4M on SDXL-VAE latents, FLAN-T5-XL text, seven rewards.
-
-    Paths to the T5 and VAE folders and the annotated webdataset must be set by the user.
-    """
+def paper(data: str, text: str, vae: str) -> RunConfig:
+    """The released checkpoint's recipe: RIN 360.4M on SDXL-VAE latents, FLAN-T5-XL text, seven rewards, on the
+    user's webdataset shards `data`, FLAN-T5 folder `text` and SDXL-VAE folder `vae` (a study reads them from the
+    user's data folder and weights file)."""
     return RunConfig(
         name="paper",
-        data=DataConfig(source="webdataset", path="REQUIRED", resolution=256),
+        data=DataConfig(source="webdataset", path=data, resolution=256),
         rewards=RewardConfig(names=PAPER_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.0,
                              caption_dropout=0.0, bins=64),
-        text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=128),
-        latents=LatentConfig(space="vae", vae_path="REQUIRED"),
+        text=TextConfig(encoder="t5", path=text, max_tokens=128),
+        latents=LatentConfig(space="vae", vae_path=vae),
         model=ModelConfig(backbone="rin", image_size=32, channels=4, patch_size=2, width=1024, heads=32,
                           data_dim=512, num_latents=256, rin_blocks=4, rin_layers_per_block=4, read_write_heads=16,
                           text_registers=16, cond_blocks=2, cond_heads=16),
@@ -78,7 +77,8 @@ def paper() -> RunConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], RunConfig]] = {"shapes": shapes, "shapes_gpu": shapes_gpu, "smoke": smoke, "paper": paper}
+# presets that need no local paths (the paper's recipe takes the user's data and weights: `paper(...)`)
+PRESETS: dict[str, Callable[[], RunConfig]] = {"shapes": shapes, "shapes_gpu": shapes_gpu, "smoke": smoke}
 
 
 def preset(name: str) -> RunConfig:
