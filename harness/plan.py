@@ -96,7 +96,7 @@ class Planner:
 
     def __init__(self, study: Study, store: Store, threads: int) -> None:
         self.study, self.store, self.threads, self.plan = study, store, threads, Plan(study)
-        self.method, self.evaluation = source_hash(*METHOD_CODE), source_hash(*EVALUATION_CODE)
+        self.method, self.eval_code = source_hash(*METHOD_CODE), source_hash(*EVALUATION_CODE)
         self.seen: set[str] = set()
 
     def add(self, stage: list[PlannedUnit], planned: PlannedUnit) -> PlannedUnit:
@@ -125,7 +125,7 @@ class Planner:
         label = f"{suite.name} {arm.name} seed {seed} step {step}"
         checkpoint = str(trained.checkpoint(step))
         key = self.store.register("evaluate", {"train": trained.source, "step": step, "sample": sample,
-                                               "suite": suite_identity(suite), "code": self.evaluation})
+                                               "suite": suite_identity(suite), "code": self.eval_code})
         shards = []
         for shard in range(suite.shards if suite.shards > 1 else 0):
             params = {"out": str(self.store.work_dir(key)), "checkpoint": checkpoint, "sample": sample, "suite": to_dict(suite),
@@ -144,14 +144,14 @@ class Planner:
         checkpoint = str(trained.checkpoint(step))
         if study.tuning is not None:
             tuning = to_dict(study.tuning)
-            key = self.store.register("tune", {"train": trained.source, "step": step, "tuning": tuning, "code": self.evaluation})
+            key = self.store.register("tune", {"train": trained.source, "step": step, "tuning": tuning, "code": self.eval_code})
             self.add(self.plan.tune, PlannedUnit(Unit("tune", key, {"checkpoint": checkpoint, "tuning": tuning, "threads": self.threads},
                                                       depends_on=trained.depends_on), f"tune {arm.name} seed {seed} step {step}",
                                                  arm.name, seed, step))
         if study.control is not None:
             control = to_dict(study.control)
             key = self.store.register("control", {"train": trained.source, "step": step, "sample": sample, "control": control,
-                                                  "code": self.evaluation})
+                                                  "code": self.eval_code})
             params = {"checkpoint": checkpoint, "sample": sample, "control": control, "threads": self.threads}
             self.add(self.plan.control, PlannedUnit(Unit("control", key, params, depends_on=trained.depends_on),
                                                     f"control {arm.name} seed {seed} step {step}", arm.name, seed, step))

@@ -84,16 +84,20 @@ def _value(current: Any, text: str, where: str) -> Any:
     """`text` as the type of the value it replaces (a tuple stays a tuple, a path stays a string)."""
     if isinstance(current, str):
         return text
+    wrong = MiroError(f"--set {where}={text}: {where} holds a {type(current).__name__} (now {current!r}), not {text!r}")
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         if current is None:
             return text
-        raise MiroError(f'--set {where}={text}: "{text}" is not a value of the kind {where} holds ({current!r})') from None
-    if isinstance(current, tuple) and isinstance(value, (list, tuple)):
+        raise wrong from None
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise wrong
         return tuple(value)
-    if isinstance(current, bool) != isinstance(value, bool) or (isinstance(current, (int, float)) and not isinstance(value, (int, float))):
-        raise MiroError(f"--set {where}={text}: {where} holds a {type(current).__name__}, not {text}")
+    if current is not None and (isinstance(current, bool) != isinstance(value, bool)
+                                or (isinstance(current, (int, float)) and not isinstance(value, (int, float)))):
+        raise wrong
     return float(value) if isinstance(current, float) else value
 
 

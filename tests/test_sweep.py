@@ -51,7 +51,7 @@ def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
 def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsys):
     main(["smoke", "--root", str(finished_sweep), "--dry-run", "--executor", "slurm", "--partition", "gpu", "--time-min", "30"])
     out = capsys.readouterr().out
-    assert "train        2 units: 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
+    assert "train        2 units (2 train): 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
 
 
 def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path):
