@@ -2,12 +2,21 @@
 three real scorers (tiny random transformers CLIP folders in the real file format) as an array of shards,
 assembled and binned, a baseline and MIRO trained on them, each evaluated at two checkpoints on a few
 PartiPrompts rows with generation sharded, and the report written with the real scorers' columns.
+
+The sweep runner is killed with SIGKILL once a training unit is done, and the same command is run again: it
+finishes the study without recomputing any unit that was done (the units the dead runner had started finish in
+their own processes and are watched, not submitted again).
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -76,11 +85,32 @@ def study_file(tmp_path_factory) -> Path:
     return path
 
 
+def done_units(store: Store) -> dict[str, str]:
+    return {key: status.kind for key, status in store.status().items() if status.state == "done"}
+
+
 @pytest.fixture(scope="module")
-def finished(study_file, tmp_path_factory) -> Path:
+def interrupted(study_file, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The study's root after a runner killed half-way and a second run; and the units done at the kill."""
     root = tmp_path_factory.mktemp("runs")
-    main([str(study_file), "--root", str(root), "--max-parallel", "2"])
-    return root
+    command = [str(study_file), "--root", str(root), "--max-parallel", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    store, deadline = Store(root / "store"), time.monotonic() + 600
+    while "train" not in done_units(store).values() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert runner.poll() is None, "the runner ended before it could be killed half-way"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    before = done_units(store)
+    main(command)
+    return root, before
+
+
+@pytest.fixture(scope="module")
+def finished(interrupted) -> Path:
+    return interrupted[0]
 
 
 def test_every_stage_runs_as_units_and_the_report_has_the_real_scorers(finished):
@@ -94,3 +124,13 @@ def test_every_stage_runs_as_units_and_the_report_has_the_real_scorers(finished)
     assert (sweep_dir / "report.html").is_file() and "pickscore" in (sweep_dir / "report.html").read_text()
     kinds = [status.kind for status in Store(finished / "store").status().values()]
     assert sorted(set(kinds)) == ["annotate", "assemble", "evaluate", "generate", "train"] and kinds.count("annotate") == 2
+
+
+def test_a_rerun_after_sigkill_recomputes_no_finished_unit(interrupted):
+    root, before = interrupted
+    store = Store(root / "store")
+    assert "train" in before.values() and len(before) < 17
+    for key in before:
+        events = (store.unit_dir(key) / "events.jsonl").read_text()
+        assert store.attempts(key) == 1 and events.count('"running"') == 1, key
+    assert set(done_units(store)) >= set(before) and len(done_units(store)) == 17
