@@ -28,7 +28,7 @@ PAPER_RESOURCES = {
 
 def paper(data: str = "", weights: str = "") -> Study:
     """`data`: the webdataset shards to annotate and train on; `weights`: the weights file (default $MIRO_WEIGHTS)."""
-    from miro.weights_file import load
+    from miro.weights_file import load, merge_scorer_options
 
     if not data:
         raise MiroError("the paper study trains on your webdataset shards: pass --data /path/to/shards (a folder of .tar files or a brace pattern)")
@@ -36,7 +36,7 @@ def paper(data: str = "", weights: str = "") -> Study:
     if not local.source:
         raise MiroError("the paper study reads every model path from a weights file: pass --weights FILE or set MIRO_WEIGHTS")
     miro = replace(paper_recipe(data=data, text=local.path("t5"), vae=local.path("vae")), name="miro")
-    options = local.scorer_options()
+    options = merge_scorer_options(local, {})  # every scorer the weights file names, paths checked
     geneval = Suite("geneval", prompts=local.path("geneval.metadata") or "geneval", samples_per_prompt=4,
                     scorers=(*PAPER_REWARDS, *HELD_OUT), scorer_options=options, geneval_detector=local.path("geneval.detector"),
                     geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",

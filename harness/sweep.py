@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.aggregate import aggregate
 from harness.checks import validate
@@ -28,6 +29,7 @@ from harness.tasks import run_dir
 from harness.units import KINDS, resolve_function
 from miro.errors import MiroError
 
+ESTIMATE_NOTES = {"data": " (for data.num_samples images per dataset)", "evaluate": " (generation included)"}
 # the report, named rather than imported: reports/ reads harness/, never the other way round
 REPORT = "reports.build:build_report"
 
@@ -99,8 +101,8 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     for wave, units in plan.waves:
         states = Counter(store.state(u.unit.key) for u in units)
         kinds = Counter(u.unit.kind for u in units)
-        estimate = hours.get(wave)
-        cost = f"; estimate {estimate:,.1f} GPU-hours" if estimate else ""
+        stage_hours = hours.get(wave)
+        cost = f"; estimate {stage_hours:,.1f} GPU-hours{ESTIMATE_NOTES.get(wave, '')}" if stage_hours else ""
         print(f"  {wave:9s} {len(units):4d} units ({', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'}): "
               + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + cost)
     if hours:
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> Path:
     outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel).wait()  # type: ignore[operator]
     failed = {key: state for key, state in outcome.items() if state != "done"}
     sweep_dir = aggregate(plan, store, root / "sweeps" / chosen.name)
-    built = resolve_function(REPORT)(sweep_dir)
+    built: Any = resolve_function(REPORT)(sweep_dir)  # reports.build.Built
     print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
     statuses = store.status()
     for key, state in sorted(failed.items()):

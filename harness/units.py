@@ -24,7 +24,6 @@ from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError, unknown_name_error
 from miro.manifest import build_manifest, write_json_atomic
 
-
 # every unit kind and the one function that computes it ("module:function"; see resolve_function)
 KINDS = {
     "data": "harness.tasks:prepare_data",  # a data plugin's whole preparation in one unit (the shapes world)
