@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry", action="store_true", help="resubmit only the units that failed")
     p.add_argument("--fail-fast", action="store_true", help="cancel everything when a unit fails")
     p.add_argument("--threads", type=int, default=1, help="torch threads per unit (local: units run side by side)")
+    p.add_argument("--poll-s", type=float, help="seconds between polls of the executor (default: 30 on SLURM, 1 locally)")
     p.add_argument("--max-parallel", type=int, default=2, help="units running at once on the local executor")
     s = p.add_argument_group("SLURM defaults (per job; the study's resources per unit kind override them)")
     s.add_argument("--partition")
@@ -138,7 +139,8 @@ def run(args: argparse.Namespace) -> Path:
     units = [planned.unit for _, wave in plan.waves for planned in wave]
     tic = time.perf_counter()
     submit = retry if args.retry else submit_units
-    outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel).wait()  # type: ignore[operator]
+    outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
+                     poll_s=args.poll_s).wait()  # type: ignore[operator]
     failed = {key: state for key, state in outcome.items() if state != "done"}
     sweep_dir = aggregate(plan, store, root / "sweeps" / chosen.name)
     built: Any = resolve_function(REPORT)(sweep_dir)  # reports.build.Built
