@@ -92,3 +92,19 @@ def test_dry_run_prints_units_per_stage_estimates_and_each_kinds_sbatch_script(t
     assert "#SBATCH --gpus-per-node=4" in train_script and "#SBATCH --ntasks-per-node=4" in train_script
     generate_script = out[out.index("sbatch script of the generate jobs"):]
     assert "#SBATCH --array=0-11" in generate_script and "#SBATCH --partition=gpu" in generate_script
+
+
+def test_an_evaluate_only_arm_is_evaluated_from_its_run_folder_and_never_trained(tmp_path):
+    from dataclasses import replace
+
+    from harness.study import Arm
+
+    study = load_study("smoke")
+    imported = tmp_path / "released"
+    imported.mkdir()
+    arm = Arm("released", study.arm("miro").config, baseline="miro", evaluate_only=str(imported))
+    plan = plan_study(replace(study, arms=(*study.arms, arm)), Store(tmp_path / "store"))
+    assert [u.arm for u in plan.train] == ["baseline", "miro"]
+    evaluations = [u for u in plan.evaluate if u.arm == "released"]
+    assert [u.unit.params["checkpoint"] for u in evaluations] == [str(imported / "checkpoints" / f"step-{s:07d}") for s in (10, 20)]
+    assert all(u.unit.depends_on == () for u in evaluations)
