@@ -93,9 +93,15 @@ def study_problems(study: Study) -> list[str]:
     if study.control is not None:
         _prompts("control.prompts", study.control.prompts, problems)
     allowed = [f.name for f in fields(SlurmResources)]
+    for group, members in stages.groups.items():
+        outside = [n for n in members if n not in stages.annotate]
+        if outside:
+            problems.append(f"data.groups.{group} names {outside}, which data.annotate does not list; add them to data.annotate")
+    groups = [f"annotate:{g}" for g in stages.groups]
     for kind, changes in study.resources.items():
-        if kind not in KINDS:
-            problems.append(f'resources: unknown unit kind "{kind}"{did_you_mean(kind, list(KINDS))}; kinds: {", ".join(KINDS)}')
+        if kind not in KINDS and kind not in groups:
+            problems.append(f'resources: unknown unit kind "{kind}"{did_you_mean(kind, [*KINDS, *groups])}; kinds: '
+                            f'{", ".join([*KINDS, *groups])}')
         for name in changes:
             if name not in allowed:
                 problems.append(f'resources.{kind}: unknown field "{name}"{did_you_mean(name, allowed)}')

@@ -103,8 +103,8 @@ class Planner:
         """Append a unit to its stage once (arms and seeds may share units), with its kind's resources."""
         if planned.unit.key not in self.seen:
             self.seen.add(planned.unit.key)
-            resources = self.study.resources.get(planned.unit.kind, {})
-            stage.append(replace(planned, unit=replace(planned.unit, resources=dict(resources))))
+            resources = self.study.resources_of(planned.unit.kind, planned.group)
+            stage.append(replace(planned, unit=replace(planned.unit, resources=resources)))
         return planned
 
     def trained(self, arm: Arm, seed: int) -> Trained:

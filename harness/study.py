@@ -37,10 +37,14 @@ class DataStages:
 
     annotate: scorers that score every training image (empty: use `data.annotations` as given);
     scorer_options: scorer -> factory keyword options (the weights file's are merged under them);
+    groups: group name -> some of the scorers, annotated as their own array with the resources of
+    "annotate:<group>" in the study's resources (VQAScore's 11B model wants other GPUs than the CLIP scorers);
+    the scorers in no group form the group "default";
     annotate_shards / precompute_shards: array tasks; precompute: cache VAE latents and T5 features."""
 
     annotate: tuple[str, ...] = ()
     scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     annotate_shards: int = 1
     precompute: bool = False
     precompute_shards: int = 1
@@ -114,6 +118,10 @@ class Study:
     data: DataStages = DataStages()
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     weights: str = ""
+
+    def resources_of(self, kind: str, group: str | None = None) -> dict[str, Any]:
+        """The resources of a unit kind, with those of its group ("annotate:vqa") on top."""
+        return {**self.resources.get(kind, {}), **(self.resources.get(f"{kind}:{group}", {}) if group else {})}
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:

@@ -59,6 +59,7 @@ class PlannedUnit:
     seed: int | None = None
     step: int | None = None
     suite: str | None = None
+    group: str | None = None  # a scorer group of annotation, whose resources it takes
 
 
 def resolve_function(name: str) -> Callable[..., dict[str, Any]]:

@@ -108,3 +108,23 @@ def test_an_evaluate_only_arm_is_evaluated_from_its_run_folder_and_never_trained
     evaluations = [u for u in plan.evaluate if u.arm == "released"]
     assert [u.unit.params["checkpoint"] for u in evaluations] == [str(imported / "checkpoints" / f"step-{s:07d}") for s in (10, 20)]
     assert all(u.unit.depends_on == () for u in evaluations)
+
+
+def test_scorer_groups_are_annotated_as_their_own_arrays_with_their_own_resources(tmp_path):
+    from dataclasses import replace
+
+    from harness.study import DataStages
+
+    (tmp_path / "shards").mkdir()
+    study = load_study("smoke", overrides=[f"run.data.path={tmp_path / 'shards'}", "run.data.source=webdataset",
+                                           'run.rewards.names=["pickscore", "vqascore"]'])
+    study = replace(study, data=DataStages(annotate=("pickscore", "vqascore"), groups={"vqa": ("vqascore",)}, annotate_shards=3),
+                    resources={"annotate": {"gpus_per_node": 1}, "annotate:vqa": {"mem_gb": 128}})
+    assert study_problems(study) == []
+    plan = plan_study(study, Store(tmp_path / "store"))
+    annotate = [u for u in plan.data if u.unit.kind == "annotate"]
+    assert [(u.group, u.unit.params["scorers"]) for u in annotate] == [("default", ["pickscore"])] * 3 + [("vqa", ["vqascore"])] * 3
+    assert {u.group: dict(u.unit.resources) for u in annotate} == {"default": {"gpus_per_node": 1}, "vqa": {"gpus_per_node": 1, "mem_gb": 128}}
+    assemble = [u for u in plan.data if u.unit.kind == "assemble"]
+    assert len(assemble) == 1 and assemble[0].unit.depends_on == tuple(u.unit.key for u in annotate)
+    assert {u.unit.depends_on for u in plan.train} == {(assemble[0].unit.key,)}

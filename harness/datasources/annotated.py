@@ -13,18 +13,28 @@ from miro.config import DataConfig
 from miro.rewards.binning import bins_beside
 
 
+def scorer_groups(stages: DataStages) -> dict[str, list[str]]:
+    """Group name -> its scorers, in the order of `annotate`; the scorers of no group are the group "default"."""
+    grouped = {name for members in stages.groups.values() for name in members}
+    groups = {group: [n for n in stages.annotate if n in members] for group, members in stages.groups.items()}
+    rest = [n for n in stages.annotate if n not in grouped]
+    return {**({"default": rest} if rest else {}), **groups}
+
+
 def plan(data: DataConfig, stages: DataStages, store: Store, code: str) -> Prepared:
     if not stages.annotate:
         return Prepared((), "", data, "")
     scorers = list(stages.annotate)
-    options = {name: dict(stages.scorer_options.get(name, {})) for name in scorers}
     units, parts = [], []
-    for shard in range(stages.annotate_shards):
-        params = {"source": data.source, "path": data.path, "scorers": scorers, "scorer_options": options,
-                  "shard": shard, "shards": stages.annotate_shards}
-        key = store.register("annotate", {**params, "code": code})
-        units.append(PlannedUnit(Unit("annotate", key, params), f"annotate {shard + 1}/{stages.annotate_shards}"))
-        parts.append(str(store.work_dir(key) / ANNOTATIONS))
+    for group, members in scorer_groups(stages).items():
+        options = {name: dict(stages.scorer_options.get(name, {})) for name in members}
+        for shard in range(stages.annotate_shards):
+            params = {"source": data.source, "path": data.path, "scorers": members, "scorer_options": options,
+                      "shard": shard, "shards": stages.annotate_shards}
+            key = store.register("annotate", {**params, "code": code})
+            units.append(PlannedUnit(Unit("annotate", key, params), f"annotate {group} {shard + 1}/{stages.annotate_shards}",
+                                     group=group))
+            parts.append(str(store.work_dir(key) / ANNOTATIONS))
     keys = tuple(u.unit.key for u in units)
     assembled = store.register("assemble", {"parts": list(keys), "rewards": scorers, "code": code})
     units.append(PlannedUnit(Unit("assemble", assembled, {"parts": parts, "rewards": scorers}, depends_on=keys), "assemble + bin"))
