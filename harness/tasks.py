@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from miro.checkpoint import checkpoint_path
-from miro.config import DataConfig, RunConfig, SampleConfig, from_dict
+from miro.config import RunConfig, SampleConfig, from_dict
 
 RUN = "run"  # a training unit's run folder inside its work_dir
 ANNOTATIONS = "annotations.parquet"  # an annotation shard's, and the assembled, annotation file
@@ -29,15 +29,6 @@ def run_dir(work_dir: Path | str) -> Path:
 def checkpoint_of(work_dir: Path | str, step: int) -> Path:
     """A training unit's checkpoint of `step`."""
     return checkpoint_path(run_dir(work_dir), step)
-
-
-def prepare_data(work_dir: Path, data: dict[str, Any], threads: int = 2) -> dict[str, Any]:
-    """Render, annotate and bin the shapes world once; every arm of every study on it reads this folder."""
-    from miro.data.build import prepare_shapes
-
-    torch.set_num_threads(threads)
-    folder = prepare_shapes(from_dict(DataConfig, data), Path(work_dir), progress=False)
-    return {"folder": str(folder)}
 
 
 def _scorers(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> list[Any]:

@@ -26,7 +26,7 @@ from miro.manifest import build_manifest, write_json_atomic
 
 # every unit kind and the one function that computes it ("module:function"; see resolve_function)
 KINDS = {
-    "data": "harness.tasks:prepare_data",  # a data plugin's whole preparation in one unit (the shapes world)
+    "data": "harness.datasources.shapes:prepare",  # the shapes world's whole preparation in one unit
     "annotate": "harness.tasks:annotate_shard",  # one array task of reward scoring
     "assemble": "harness.tasks:assemble_annotations",  # merge the shards, fit the bins
     "train": "harness.tasks:train_arm",
