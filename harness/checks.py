@@ -37,6 +37,17 @@ def _prompts(what: str, prompts: str, problems: list[str]) -> None:
             _path(what, prompts, problems)
 
 
+def _readable(where: str, source: str, path: str) -> list[str]:
+    """Whether the images can be listed (the shards' headers or the folder's names; no image is read)."""
+    from harness.estimate import image_count
+
+    try:
+        image_count((source, path))
+    except MiroError as err:
+        return [f"{where}: data.path: {err}"]
+    return []
+
+
 def suite_problems(suite: Suite) -> list[str]:
     problems: list[str] = []
     where = f"evaluation.{suite.name}"
@@ -75,6 +86,8 @@ def study_problems(study: Study) -> list[str]:
             continue
         if cfg.data.source != "shapes":
             _path(f"{where}: data.path", cfg.data.path, problems)
+            if Path(cfg.data.path).expanduser().exists():
+                problems += _readable(where, cfg.data.source, cfg.data.path)
             _path(f"{where}: data.annotations", cfg.data.annotations, problems)
             if not stages.annotate and not cfg.data.annotations:
                 problems.append(f"{where} trains on {cfg.data.source} data with no annotation: list scorers in the study's "

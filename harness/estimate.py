@@ -30,12 +30,23 @@ def prompt_count(prompts: str, table: Mapping[str, Any]) -> int | None:
     return None
 
 
+def data_folders(plan: Plan) -> set[tuple[str, str]]:
+    return {(a.config.data.source, a.config.data.path) for a in plan.study.arms if a.config.data.source != "shapes"}
+
+
+def image_count(data: tuple[str, str]) -> int:
+    """Samples in an image folder or webdataset shards (reads tar headers and file names, never an image)."""
+    from miro.data.sources import ImageFolderSource, WebDatasetSource
+
+    source, path = data
+    return len((ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)).sample_ids)
+
+
 def stage_gpu_hours(plan: Plan, table: Mapping[str, Any]) -> dict[str, float | None]:
     """Estimated GPU-hours per stage (None where the table cannot say, e.g. prompt sets of unknown size)."""
     study, hours = plan.study, {}
-    images = {a.config.data.num_samples for a in study.arms if a.config.data.source != "shapes"}
     per_image = sum(table["annotate"].get(s, table["annotate"]["default"]) for s in study.data.annotate)
-    hours["data"] = sum(images) * per_image / 3600 if study.data.annotate else 0.0
+    hours["data"] = sum(map(image_count, data_folders(plan))) * per_image / 3600 if study.data.annotate else 0.0
     hours["train"] = sum(u.unit.params["config"]["optim"]["steps"] * u.unit.params["config"]["optim"]["batch_size"]
                          for u in plan.train) * table["train"]["per_sample"] / 3600
     evaluation = 0.0

@@ -29,7 +29,7 @@ from harness.tasks import run_dir
 from harness.units import KINDS, resolve_function
 from miro.errors import MiroError
 
-ESTIMATE_NOTES = {"data": " (for data.num_samples images per dataset)", "evaluate": " (generation included)"}
+ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
 # the report, named rather than imported: reports/ reads harness/, never the other way round
 REPORT = "reports.build:build_report"
 

@@ -115,7 +115,11 @@ def test_scorer_groups_are_annotated_as_their_own_arrays_with_their_own_resource
 
     from harness.study import DataStages
 
+    import webdataset as wds
+
     (tmp_path / "shards").mkdir()
+    with wds.TarWriter(str(tmp_path / "shards" / "data-000.tar")) as sink:
+        sink.write({"__key__": "000001", "png": b"not read by the checks", "txt": "a caption"})
     study = load_study("smoke", overrides=[f"run.data.path={tmp_path / 'shards'}", "run.data.source=webdataset",
                                            'run.rewards.names=["pickscore", "vqascore"]'])
     study = replace(study, data=DataStages(annotate=("pickscore", "vqascore"), groups={"vqa": ("vqascore",)}, annotate_shards=3),
@@ -128,3 +132,10 @@ def test_scorer_groups_are_annotated_as_their_own_arrays_with_their_own_resource
     assemble = [u for u in plan.data if u.unit.kind == "assemble"]
     assert len(assemble) == 1 and assemble[0].unit.depends_on == tuple(u.unit.key for u in annotate)
     assert {u.unit.depends_on for u in plan.train} == {(assemble[0].unit.key,)}
+
+
+def test_data_without_images_is_a_problem_of_the_study(tmp_path):
+    (tmp_path / "empty").mkdir()
+    study = load_study("smoke", overrides=[f"run.data.path={tmp_path / 'empty'}", "run.data.source=webdataset",
+                                           "data.annotate=('pickscore',)", "run.rewards.names=[\"pickscore\"]"])
+    assert any("data.path" in p and "empty" in p for p in study_problems(study))
