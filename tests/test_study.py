@@ -113,9 +113,9 @@ def test_an_evaluate_only_arm_is_evaluated_from_its_run_folder_and_never_trained
 def test_scorer_groups_are_annotated_as_their_own_arrays_with_their_own_resources(tmp_path):
     from dataclasses import replace
 
-    from harness.study import DataStages
-
     import webdataset as wds
+
+    from harness.study import DataStages
 
     (tmp_path / "shards").mkdir()
     with wds.TarWriter(str(tmp_path / "shards" / "data-000.tar")) as sink:
