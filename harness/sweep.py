@@ -26,7 +26,7 @@ from harness.plan import Plan, plan_study
 from harness.store import Store
 from harness.study_file import builtin_names, load_study
 from harness.tasks import run_dir
-from harness.units import KINDS, resolve_function
+from harness.units import KINDS, PlannedUnit, resolve_function
 from miro.errors import MiroError
 
 ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
@@ -117,13 +117,16 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
         print(f"    {planned.label}: {store.state(planned.unit.key)}  {planned.unit.key}")
     if args.executor == "slurm" and args.dry_run:
         defaults = resources(args)
-        for kind in KINDS:
-            units = [u for _, wave in plan.waves for u in wave if u.unit.kind == kind]
-            if units:
-                array = len(units) if len(units) > 1 else None
-                print(f"sbatch script of the {kind} jobs ({len(units)} unit(s){', one array' if array else ''}):")
-                print(render_sbatch(defaults.override(study.resources.get(kind, {})), Path(args.root) / "jobs", name=kind,
-                                    array_size=array))
+        jobs: dict[tuple[str, str], list[PlannedUnit]] = {}  # units of one kind asking for the same resources share an array
+        for _, stage in plan.waves:
+            for member in stage:
+                jobs.setdefault((member.unit.kind, json.dumps(dict(member.unit.resources), sort_keys=True)), []).append(member)
+        for (kind, asked), members in jobs.items():
+            array = len(members) if len(members) > 1 else None
+            groups = sorted({u.group for u in members if u.group})
+            print(f"sbatch script of the {kind}{' ' + ', '.join(groups) if groups else ''} jobs ({len(members)} unit(s)"
+                  f"{', one array' if array else ''}):")
+            print(render_sbatch(defaults.override(json.loads(asked)), Path(args.root) / "jobs", name=kind, array_size=array))
 
 
 def run(args: argparse.Namespace) -> Path:
