@@ -1,46 +1,30 @@
-"""The named sweeps. Each arm is `replace(...)` of a preset and declares the fields it ablates."""
+"""The built-in studies, by name (`SWEEPS`). Each arm is `replace(...)` of a preset and declares the fields it ablates.
+
+harness.study_file loads this file the way it loads a user's study file."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
 
-from ablations.arms import Arm, Sweep, validate_sweep
-from miro.config import RunConfig
-from miro.errors import unknown_name_error
-from miro.presets import paper as paper_preset
+from ablations.paper import paper
+from ablations.rewards import reward_arms
+from ablations.shapes import SHAPES_CONTROL, SHAPES_SUITE, SHAPES_TUNING
+from harness.study import Arm, Study
 from miro.presets import shapes
 from miro.presets import smoke as smoke_preset
 
-
-def reward_arms(miro: RunConfig) -> list[Arm]:
-    """No-reward baseline, MIRO on all rewards, one specialist per reward, and each leave-one-out."""
-    names = miro.rewards.names
-    arms = [
-        Arm("baseline", replace(miro, name="baseline", rewards=replace(miro.rewards, scheme="none"))),
-        Arm("miro", miro, ablates=("rewards.scheme",), baseline="baseline"),
-    ]
-    if len(names) > 1:
-        for reward in names:
-            short = reward.removeprefix("shapes_")
-            arms.append(Arm(f"only-{short}", replace(miro, name=f"only-{short}", rewards=replace(miro.rewards, names=(reward,))),
-                            ablates=("rewards.names",), baseline="miro"))
-        for reward in names:
-            short = reward.removeprefix("shapes_")
-            rest = tuple(n for n in names if n != reward)
-            arms.append(Arm(f"without-{short}", replace(miro, name=f"without-{short}", rewards=replace(miro.rewards, names=rest)),
-                            ablates=("rewards.names",), baseline="miro"))
-    return arms
+SHAPES_STAGES = {"evaluation": (SHAPES_SUITE,), "tuning": SHAPES_TUNING, "control": SHAPES_CONTROL}
 
 
-def default() -> Sweep:
+def default() -> Study:
     """The embedded shapes world on a CPU: reward arms x 2 seeds, evaluated at three checkpoints."""
     base = shapes()
     miro = replace(base, name="miro", optim=replace(base.optim, steps=450, warmup_steps=50), checkpoint_every=150)
-    return Sweep("default", tuple(reward_arms(miro)), seeds=(0, 1), eval_steps=(150, 300, 450), tune_arm="miro",
-                 description="Shapes world: does conditioning on rewards help, and what does each reward buy?")
+    return Study("default", tuple(reward_arms(miro)), seeds=(0, 1), eval_steps=(150, 300, 450), tune_arm="miro",
+                 description="Shapes world: does conditioning on rewards help, and what does each reward buy?", **SHAPES_STAGES)
 
 
-def schemes() -> Sweep:
+def schemes() -> Study:
     """Conditioning schemes (tokens / adaln / prompt / none) and reward-dropout strategies on the shapes world."""
     base = default().arm("miro").config
     arms = [Arm("tokens", replace(base, name="tokens"))]
@@ -50,30 +34,16 @@ def schemes() -> Sweep:
     for strategy, p in (("binomial", 0.5), ("uniform", 0.0), ("none", 0.0)):
         arms.append(Arm(f"dropout-{strategy}", replace(base, name=f"dropout-{strategy}", rewards=replace(base.rewards, dropout_strategy=strategy, dropout_p=p)),
                         ablates=("rewards.dropout_strategy", "rewards.dropout_p"), baseline="tokens"))
-    return Sweep("schemes", tuple(arms), seeds=(0, 1), eval_steps=(150, 300, 450),
-                 description="Which way of feeding rewards to the network works, and how should rewards be dropped?")
+    return Study("schemes", tuple(arms), seeds=(0, 1), eval_steps=(150, 300, 450),
+                 description="Which way of feeding rewards to the network works, and how should rewards be dropped?",
+                 evaluation=(SHAPES_SUITE,))
 
 
-def paper() -> Sweep:
-    """The paper's 16 arms at real scale with the released settings (one reward dropout for all arms)."""
-    return Sweep("paper", tuple(reward_arms(replace(paper_preset(), name="miro"))), seeds=(0,),
-                 eval_steps=tuple(range(25_000, 500_001, 25_000)),
-                 description="Baseline, MIRO, 7 single-reward specialists and 7 leave-one-out arms (arXiv 2510.25897).")
-
-
-def smoke() -> Sweep:
+def smoke() -> Study:
     """Two tiny arms for tests: the baseline and MIRO."""
     miro = replace(smoke_preset(), name="miro")
-    return Sweep("smoke", tuple(reward_arms(miro)[:2]), seeds=(0,), eval_steps=(10, 20), tune_arm="miro",
-                 description="The smallest sweep that exercises every unit.")
+    return Study("smoke", tuple(reward_arms(miro)[:2]), seeds=(0,), eval_steps=(10, 20), tune_arm="miro",
+                 description="The smallest sweep that exercises every unit.", **SHAPES_STAGES)
 
 
-SWEEPS: dict[str, Callable[[], Sweep]] = {"default": default, "schemes": schemes, "paper": paper, "smoke": smoke}
-
-
-def sweep(name: str) -> Sweep:
-    if name not in SWEEPS:
-        raise unknown_name_error("sweep", name, SWEEPS)
-    result = SWEEPS[name]()
-    validate_sweep(result)
-    return result
+SWEEPS: dict[str, Callable[..., Study]] = {"default": default, "schemes": schemes, "paper": paper, "smoke": smoke}

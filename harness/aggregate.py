@@ -16,9 +16,10 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
 
-from ablations.arms import config_diff
-from harness.plan import Plan, PlannedUnit
+from harness.plan import Plan
 from harness.store import Store
+from harness.study import config_diff
+from harness.units import PlannedUnit
 from miro.config import to_dict
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
 from miro.manifest import git_state, package_versions, write_json_atomic
@@ -33,12 +34,21 @@ def finished(store: Store, units: list[PlannedUnit]) -> list[PlannedUnit]:
     return [u for u in units if store.state(u.unit.key) == "done"]
 
 
-def metrics_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
-    """One row per (arm, seed, step, prompt, sample, metric)."""
+def primary(plan: Plan, evaluations: list[PlannedUnit]) -> list[PlannedUnit]:
+    """The evaluations on the study's first suite (grids and GenEval failures are drawn from it)."""
+    first = plan.study.evaluation[0].name
+    return [u for u in evaluations if u.suite == first]
+
+
+def metrics_table(store: Store, evaluations: list[PlannedUnit], first_suite: str) -> pd.DataFrame:
+    """One row per (arm, seed, step, prompt, sample, metric); metrics of suites after the first are named
+    "<suite>.<metric>" (PickScore on PartiPrompts is not PickScore on GenEval's prompts)."""
     frames = []
     for planned in evaluations:
         rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
         long = long_rows(rows)
+        if planned.suite != first_suite:
+            long = long.assign(metric=f"{planned.suite}." + long["metric"])
         single = rows[rows["group"] == "single_object"]
         if "geneval_objects" in rows and len(single):
             objects = single[["prompt_index", "group", "sample", "geneval_objects"]].rename(
@@ -74,14 +84,15 @@ def controllability_table(store: Store, controls: list[PlannedUnit]) -> pd.DataF
     return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def diversity_table(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame:
+def diversity_table(store: Store, evaluations: list[PlannedUnit], first_suite: str) -> pd.DataFrame:
     rows = []
     for planned in evaluations:
         summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
+        prefix = "" if planned.suite == first_suite else f"{planned.suite}."
         for name, m in summary["metrics"].items():
             if name.startswith("diversity.") or name in ("fid", "kid"):
                 rows.append({"arm": planned.arm, "seed": planned.seed, "step": planned.step,
-                             "metric": name.removeprefix("diversity."), "value": m["value"],
+                             "metric": prefix + name.removeprefix("diversity."), "value": m["value"],
                              "low": m.get("low", float("nan")), "high": m.get("high", float("nan"))})
     return pd.DataFrame(rows, columns=["arm", "seed", "step", "metric", "value", "low", "high"])
 
@@ -124,7 +135,7 @@ def write_failures(store: Store, chosen: dict[str, PlannedUnit], results: Path) 
 
 
 def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_eval: list[PlannedUnit]) -> dict[str, Any]:
-    sweep = plan.sweep
+    sweep = plan.study
     by_name = {arm.name: arm for arm in sweep.arms}
     arms = []
     for arm in sweep.arms:
@@ -149,7 +160,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
     finished_units = sum(store.state(u.unit.key) == "done" for _, units in plan.waves for u in units)
     return {
         "name": sweep.name, "description": sweep.description, "seeds": list(sweep.seeds), "eval_steps": list(sweep.eval_steps),
-        "arms": arms, "lower_is_better": ["fid", "kid"],
+        "arms": arms, "lower_is_better": ["fid", "kid", *(f"{s.name}.{m}" for s in sweep.evaluation for m in ("fid", "kid"))],
         "manifest": {"git": git_state(), "packages": package_versions(), "device": device,
                      "conventions": {"time": TIME_CONVENTION, "guidance": GUIDANCE_CONVENTION}, "scorer_fingerprints": fingerprints},
         "compute": {"train_seconds": train_seconds, "samples": samples},
@@ -162,13 +173,15 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
     results = sweep_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
     done_train, done_eval = finished(store, plan.train), finished(store, plan.evaluate)
-    metrics_table(store, done_eval).to_parquet(results / "metrics.parquet", index=False)
-    diversity_table(store, done_eval).to_parquet(results / "diversity.parquet", index=False)
+    first = plan.study.evaluation[0].name
+    metrics_table(store, done_eval, first).to_parquet(results / "metrics.parquet", index=False)
+    diversity_table(store, done_eval, first).to_parquet(results / "diversity.parquet", index=False)
     controls = finished(store, plan.control)
     if controls:  # absent rather than empty: the report then says the sweep did not produce it
         controllability_table(store, controls).to_parquet(results / "controllability.parquet", index=False)
-    if done_eval:
-        chosen = last_step_units(done_eval, min(u.seed or 0 for u in done_eval))
+    if primary(plan, done_eval):
+        shown = primary(plan, done_eval)
+        chosen = last_step_units(shown, min(u.seed or 0 for u in shown))
         write_grids(store, chosen, results / "grids")
         write_failures(store, chosen, results)
     for planned in finished(store, plan.tune):

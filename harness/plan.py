@@ -1,8 +1,12 @@
-"""A sweep becomes units of work: one data unit, a training unit per (arm, seed), an evaluation unit per
-(arm, seed, evaluated step). Each unit's key hashes everything that decides its result: the resolved
-config (minus its display name), the data it reads, the evaluation settings, and the source code of the
-packages that compute it, so a finished unit is reused by any sweep that needs it and redone after the
-code that made it changes.
+"""A study becomes units of work, stage by stage: the data plugin's units (annotation shards, assembly and
+binning; or the shapes world's one unit), a training unit per (arm, seed), per evaluated checkpoint and suite an
+evaluation (its generation sharded as an array when the suite asks), and for the tuned arm a tuning and a
+controllability unit.
+
+Each unit's key hashes exactly what decides its result: its own inputs, the keys of the units it reads, and the
+source code of the packages that compute it (orchestration code is left out on purpose). An evaluation hashes its
+suite but not the tuning, a tuning its trials but not the suites, so changing the trials recomputes no evaluation;
+a finished unit is reused by any study that needs it and redone after the code that made it changes.
 """
 from __future__ import annotations
 
@@ -12,19 +16,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ablations.arms import Sweep
+from harness.datasources import plan_data
 from harness.store import Store
-from harness.units import Unit
+from harness.study import Arm, Study, Suite
+from harness.tasks import run_dir
+from harness.units import PlannedUnit, Unit
+from miro.checkpoint import checkpoint_path
 from miro.config import RunConfig, to_dict
-from miro.errors import MiroError
 from miro.sample import guidance_branches
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-# the code that decides each kind of unit's result (orchestration code is left out on purpose)
 METHOD_CODE = ("miro",)
 EVALUATION_CODE = ("miro", "harness/evaluation", "harness/geneval", "harness/stats", "harness/prompts.py", "harness/tune.py")
+# suite fields that do not change a result (how the work is split, what it is called)
+SUITE_LAYOUT = ("name", "shards")
 
 
 @cache
@@ -40,33 +46,13 @@ def source_hash(*paths: str) -> str:
 
 
 @dataclass(frozen=True)
-class EvalSettings:
-    """How every checkpoint of a sweep is evaluated (guidance defaults: each arm's own sample config)."""
-
-    prompts: str = "shapes-test"  # the held-out half; tuning uses shapes-validation
-    samples_per_prompt: int = 4
-    seed: int = 0
-    reference_size: int = 1000
-    tune_trials: int = 12
-    control_values: tuple[float, ...] = (0.0, 0.5, 1.0)
-    control_samples_per_prompt: int = 2
-
-
-@dataclass(frozen=True)
-class PlannedUnit:
-    unit: Unit
-    fn: str
-    label: str
-    arm: str | None = None
-    seed: int | None = None
-    step: int | None = None
-
-
-@dataclass(frozen=True)
 class Plan:
-    sweep: Sweep
+    """Every unit of a study, by stage."""
+
+    study: Study
     data: list[PlannedUnit] = field(default_factory=list)
     train: list[PlannedUnit] = field(default_factory=list)
+    generate: list[PlannedUnit] = field(default_factory=list)
     evaluate: list[PlannedUnit] = field(default_factory=list)
     tune: list[PlannedUnit] = field(default_factory=list)
     control: list[PlannedUnit] = field(default_factory=list)
@@ -76,85 +62,111 @@ class Plan:
         """Units in dependency order: every unit of a wave needs only units of earlier waves. Tuning comes
         before evaluation so that, with few slots, the one long study overlaps the many short evaluations."""
         return [("data", self.data), ("train", self.train), ("tune", self.tune), ("control", self.control),
-                ("evaluate", self.evaluate)]
+                ("generate", self.generate), ("evaluate", self.evaluate)]
 
 
 def seeded(config: RunConfig, arm: str, seed: int) -> RunConfig:
     return replace(config, name=f"{arm}-s{seed}", seed=seed)
 
 
-def check_eval_steps(sweep: Sweep) -> None:
-    for arm in sweep.arms:
-        cfg = arm.config
-        bad = [s for s in sweep.eval_steps if s > cfg.optim.steps or (s % cfg.checkpoint_every and s != cfg.optim.steps)]
-        if bad:
-            raise MiroError(f"sweep {sweep.name}: arm {arm.name} writes no checkpoint at steps {bad} (checkpoint_every = {cfg.checkpoint_every}, steps = {cfg.optim.steps}); use multiples of checkpoint_every")
-
-
-def plan_sweep(sweep: Sweep, store: Store, settings: EvalSettings, threads: int = 1) -> Plan:
-    """Register every unit of `sweep` in `store` (idempotent) and return them in waves."""
-    check_eval_steps(sweep)
-    plan = Plan(sweep)
-    data_units: dict[str, PlannedUnit] = {}
-    method = source_hash(*METHOD_CODE)
-    evaluation = source_hash(*EVALUATION_CODE)
-    for arm in sweep.arms:
-        data_inputs = {"data": to_dict(arm.config.data), "code": method}
-        data_key = store.register("data", data_inputs)
-        if data_key not in data_units:
-            data_units[data_key] = PlannedUnit(Unit("data", data_key, {"data": to_dict(arm.config.data)}),
-                                               "harness.tasks:prepare_data", f"data {arm.config.data.source}")
-            plan.data.append(data_units[data_key])
-        for seed in sweep.seeds:
-            cfg = seeded(arm.config, arm.name, seed)
-            identity = to_dict(replace(cfg, name=""))
-            train_key = store.register("train", {"config": identity, "data": data_key, "code": method})
-            params = {"config": to_dict(cfg), "data_root": str(store.work_dir(data_key)), "threads": threads}
-            plan.train.append(PlannedUnit(Unit("train", train_key, params, depends_on=(data_key,)),
-                                          "harness.tasks:train_arm", f"train {arm.name} seed {seed}", arm.name, seed))
-            sample = to_dict(resolved_sample(cfg))
-            for step in sweep.eval_steps:
-                checkpoint = store.work_dir(train_key) / "run" / "checkpoints" / f"step-{step:07d}"
-                eval_params: dict[str, Any] = {"checkpoint": str(checkpoint), "sample": sample, "prompts": settings.prompts,
-                                               "samples_per_prompt": settings.samples_per_prompt, "seed": settings.seed,
-                                               "reference_size": settings.reference_size, "threads": threads}
-                eval_key = store.register("evaluate", {"train": train_key, "step": step, "sample": sample,
-                                                       "settings": to_dict(settings), "code": evaluation})
-                plan.evaluate.append(PlannedUnit(Unit("evaluate", eval_key, eval_params, depends_on=(train_key,)),
-                                                 "harness.tasks:evaluate_checkpoint", f"evaluate {arm.name} seed {seed} step {step}",
-                                                 arm.name, seed, step))
-            if arm.name == sweep.tune_arm and seed == sweep.seeds[0]:
-                plan.tune.append(tune_unit(store, arm.name, seed, train_key, max(sweep.eval_steps), settings, evaluation, threads))
-                plan.control.append(control_unit(store, arm.name, seed, train_key, max(sweep.eval_steps), sample, settings,
-                                                 evaluation, threads))
-    return plan
-
-
-def control_unit(store: Store, arm: str, seed: int, train_key: str, step: int, sample: dict[str, Any],
-                 settings: EvalSettings, code: str, threads: int) -> PlannedUnit:
-    """Measured rewards against requested targets, one training reward at a time, at the last checkpoint."""
-    checkpoint = store.work_dir(train_key) / "run" / "checkpoints" / f"step-{step:07d}"
-    params = {"checkpoint": str(checkpoint), "sample": sample, "prompts": settings.prompts,
-              "samples_per_prompt": settings.control_samples_per_prompt, "seed": settings.seed,
-              "values": list(settings.control_values), "threads": threads}
-    key = store.register("control", {"train": train_key, "step": step, "sample": sample, "prompts": settings.prompts,
-                                     "samples_per_prompt": settings.control_samples_per_prompt, "seed": settings.seed,
-                                     "values": list(settings.control_values), "code": code})
-    return PlannedUnit(Unit("control", key, params, depends_on=(train_key,)), "harness.tasks:control_targets",
-                       f"control {arm} seed {seed} step {step}", arm, seed, step)
-
-
-def tune_unit(store: Store, arm: str, seed: int, train_key: str, step: int, settings: EvalSettings, code: str,
-              threads: int) -> PlannedUnit:
-    """An Optuna study of the arm's inference knobs at its last evaluated checkpoint (validation prompts)."""
-    checkpoint = store.work_dir(train_key) / "run" / "checkpoints" / f"step-{step:07d}"
-    params = {"checkpoint": str(checkpoint), "trials": settings.tune_trials, "threads": threads}
-    key = store.register("tune", {"train": train_key, "step": step, "trials": settings.tune_trials, "code": code})
-    return PlannedUnit(Unit("tune", key, params, depends_on=(train_key,)), "harness.tasks:tune_checkpoint",
-                       f"tune {arm} seed {seed} step {step}", arm, seed, step)
-
-
 def resolved_sample(cfg: RunConfig) -> Any:
     """The arm's sampler with its guidance targets written out (MIRO's defaults when none are given)."""
     positive, negative = guidance_branches(cfg.sample, cfg.rewards.conditioned)
     return replace(cfg.sample, positive_targets=dict(positive.targets), negative_targets=dict(negative.targets))
+
+
+def suite_identity(suite: Suite) -> dict[str, Any]:
+    return {k: v for k, v in to_dict(suite).items() if k not in SUITE_LAYOUT}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """Where an arm x seed's checkpoints come from: its training unit, or an existing run folder (evaluate-only)."""
+
+    source: str  # the training unit's key, or the run folder of an evaluate-only arm
+    depends_on: tuple[str, ...]
+    run: Path
+
+    def checkpoint(self, step: int) -> Path:
+        return checkpoint_path(self.run, step)
+
+
+class Planner:
+    """Registers the units of one study in a store (idempotently) and collects them by stage."""
+
+    def __init__(self, study: Study, store: Store, threads: int) -> None:
+        self.study, self.store, self.threads, self.plan = study, store, threads, Plan(study)
+        self.method, self.eval_code = source_hash(*METHOD_CODE), source_hash(*EVALUATION_CODE)
+        self.seen: set[str] = set()
+
+    def add(self, stage: list[PlannedUnit], planned: PlannedUnit) -> PlannedUnit:
+        """Append a unit to its stage once (arms and seeds may share units), with its kind's resources."""
+        if planned.unit.key not in self.seen:
+            self.seen.add(planned.unit.key)
+            resources = self.study.resources_of(planned.unit.kind, planned.group)
+            stage.append(replace(planned, unit=replace(planned.unit, resources=resources)))
+        return planned
+
+    def trained(self, arm: Arm, seed: int) -> Trained:
+        if arm.evaluate_only:
+            return Trained(str(Path(arm.evaluate_only).resolve()), (), Path(arm.evaluate_only))
+        prepared = plan_data(arm.config.data, self.study.data, self.store, self.method)
+        for planned in prepared.units:
+            self.add(self.plan.data, planned)
+        cfg = seeded(arm.config, arm.name, seed)
+        identity = to_dict(replace(cfg, name=""))
+        key = self.store.register("train", {"config": identity, "data": prepared.ready, "code": self.method})
+        params = {"config": to_dict(replace(cfg, data=prepared.data)), "data_root": prepared.data_root, "threads": self.threads}
+        depends = (prepared.ready,) if prepared.ready else ()
+        self.add(self.plan.train, PlannedUnit(Unit("train", key, params, depends_on=depends), f"train {arm.name} seed {seed}", arm.name, seed))
+        return Trained(key, (key,), run_dir(self.store.work_dir(key)))
+
+    def evaluation(self, arm: Arm, seed: int, trained: Trained, step: int, suite: Suite, sample: dict[str, Any]) -> None:
+        label = f"{suite.name} {arm.name} seed {seed} step {step}"
+        checkpoint = str(trained.checkpoint(step))
+        key = self.store.register("evaluate", {"train": trained.source, "step": step, "sample": sample,
+                                               "suite": suite_identity(suite), "code": self.eval_code})
+        shards = []
+        for shard in range(suite.shards if suite.shards > 1 else 0):
+            params = {"out": str(self.store.work_dir(key)), "checkpoint": checkpoint, "sample": sample, "suite": to_dict(suite),
+                      "shard": shard, "shards": suite.shards, "threads": self.threads}
+            shard_key = self.store.register("generate", {"evaluation": key, "shard": shard, "shards": suite.shards})
+            shards.append(self.add(self.plan.generate, PlannedUnit(Unit("generate", shard_key, params, depends_on=trained.depends_on),
+                                                                   f"generate {shard + 1}/{suite.shards} {label}", arm.name, seed, step)))
+        params = {"checkpoint": checkpoint, "sample": sample, "suite": to_dict(suite), "threads": self.threads}
+        depends = trained.depends_on + tuple(s.unit.key for s in shards)
+        self.add(self.plan.evaluate, PlannedUnit(Unit("evaluate", key, params, depends_on=depends), f"evaluate {label}",
+                                                 arm.name, seed, step, suite.name))
+
+    def tuned(self, arm: Arm, seed: int, trained: Trained, sample: dict[str, Any]) -> None:
+        """The tuning and controllability units of the study's tuned arm, at its last evaluated checkpoint."""
+        step, study = max(self.study.eval_steps), self.study
+        checkpoint = str(trained.checkpoint(step))
+        if study.tuning is not None:
+            tuning = to_dict(study.tuning)
+            key = self.store.register("tune", {"train": trained.source, "step": step, "tuning": tuning, "code": self.eval_code})
+            self.add(self.plan.tune, PlannedUnit(Unit("tune", key, {"checkpoint": checkpoint, "tuning": tuning, "threads": self.threads},
+                                                      depends_on=trained.depends_on), f"tune {arm.name} seed {seed} step {step}",
+                                                 arm.name, seed, step))
+        if study.control is not None:
+            control = to_dict(study.control)
+            key = self.store.register("control", {"train": trained.source, "step": step, "sample": sample, "control": control,
+                                                  "code": self.eval_code})
+            params = {"checkpoint": checkpoint, "sample": sample, "control": control, "threads": self.threads}
+            self.add(self.plan.control, PlannedUnit(Unit("control", key, params, depends_on=trained.depends_on),
+                                                    f"control {arm.name} seed {seed} step {step}", arm.name, seed, step))
+
+
+def plan_study(study: Study, store: Store, threads: int = 1) -> Plan:
+    """Register every unit of a (validated) study in `store` and return them by stage."""
+    planner = Planner(study, store, threads)
+    for arm in study.arms:
+        for seed in study.seeds:
+            trained = planner.trained(arm, seed)
+            sample = to_dict(resolved_sample(seeded(arm.config, arm.name, seed)))
+            for step in study.eval_steps:
+                for suite in study.evaluation:
+                    planner.evaluation(arm, seed, trained, step, suite, sample)
+            if arm.name == study.tune_arm and seed == study.seeds[0]:
+                planner.tuned(arm, seed, trained, sample)
+    return planner.plan

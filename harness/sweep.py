@@ -1,7 +1,8 @@
-"""Run a sweep end to end: plan units, run what is not done, gather results, write the report.
+"""Run a study end to end: check it, plan units, run what is not done, gather results, write the report.
 
-    python -m harness.sweep [default|schemes|paper|smoke] [--executor local|debug|slurm] [--dry-run]
-                            [--status] [--retry] [--fail-fast] [--root runs] [SLURM options]
+    python -m harness.sweep [default|schemes|paper|smoke|my_study.py] [--data PATH] [--weights FILE]
+                            [--set section.key=value ...] [--executor local|debug|slurm] [--dry-run]
+                            [--status] [--retry] [--fail-fast] [--root runs] [SLURM defaults]
 
 Rerunning the same command resumes: finished units are skipped, interrupted training continues from its
 last checkpoint, and units another sweep already computed are reused. Ends by printing the report's path.
@@ -15,22 +16,33 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ablations.sweeps import SWEEPS, sweep
 from harness.aggregate import aggregate
+from harness.checks import validate
+from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
 from harness.executors import SlurmResources, make_executor, render_sbatch, retry, submit_units
-from harness.plan import EvalSettings, Plan, plan_sweep
+from harness.plan import Plan, plan_study
 from harness.store import Store
+from harness.study_file import builtin_names, load_study
+from harness.tasks import run_dir
+from harness.units import KINDS, PlannedUnit, resolve_function
 from miro.errors import MiroError
 
-FUNCTIONS = {"data": "harness.tasks:prepare_data", "train": "harness.tasks:train_arm",
-             "evaluate": "harness.tasks:evaluate_checkpoint", "tune": "harness.tasks:tune_checkpoint",
-             "control": "harness.tasks:control_targets"}
+ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
+# the report, named rather than imported: reports/ reads harness/, never the other way round
+REPORT = "reports.build:build_report"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", nargs="?", default="default", help=f"one of {', '.join(SWEEPS)}")
+    p.add_argument("study", nargs="?", default="default",
+                   help=f"a built-in study ({', '.join(builtin_names())}) or a study file: my_study.py, or my_study.py:NAME")
+    p.add_argument("--data", default="", help="the study's data (e.g. webdataset shards), for studies that take one")
+    p.add_argument("--weights", default="", help="the weights file (TOML of local model paths; default $MIRO_WEIGHTS)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study field: tuning.trials=4, evaluation.samples_per_prompt=2, resources.train.gpus_per_node=8, run.optim.steps=100")
+    p.add_argument("--throughputs", default=str(THROUGHPUTS), help="the table of measured throughputs behind --dry-run's estimate")
     p.add_argument("--root", default="runs", help="folder holding the store (shared by sweeps) and each sweep's results")
     p.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
     p.add_argument("--dry-run", action="store_true", help="print the plan and the resources each job would request, run nothing")
@@ -38,10 +50,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry", action="store_true", help="resubmit only the units that failed")
     p.add_argument("--fail-fast", action="store_true", help="cancel everything when a unit fails")
     p.add_argument("--threads", type=int, default=1, help="torch threads per unit (local: units run side by side)")
+    p.add_argument("--poll-s", type=float, help="seconds between polls of the executor (default: 30 on SLURM, 1 locally)")
     p.add_argument("--max-parallel", type=int, default=2, help="units running at once on the local executor")
-    p.add_argument("--samples-per-prompt", type=int, default=4, help="images per evaluation prompt")
-    p.add_argument("--tune-trials", type=int, default=12, help="Optuna trials for the sweep's tuned arm")
-    s = p.add_argument_group("SLURM resources (per job; training units may ask for more)")
+    s = p.add_argument_group("SLURM defaults (per job; the study's resources per unit kind override them)")
     s.add_argument("--partition")
     s.add_argument("--account")
     s.add_argument("--qos")
@@ -74,7 +85,7 @@ def measured_step_rate(plan: Plan, store: Store) -> float | None:
     """Steps/s of finished training units of this plan (from their logs), to estimate what is left."""
     rates = []
     for planned in plan.train:
-        log = store.work_dir(planned.unit.key) / "run" / "log.jsonl"
+        log = run_dir(store.work_dir(planned.unit.key)) / "log.jsonl"
         if log.is_file():
             lines = log.read_text().splitlines()
             if lines:
@@ -84,11 +95,19 @@ def measured_step_rate(plan: Plan, store: Store) -> float | None:
 
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
-    sweep = plan.sweep
-    print(f"sweep {sweep.name}: {len(sweep.arms)} arms x {len(sweep.seeds)} seeds, evaluated at steps {list(sweep.eval_steps)}")
+    study = plan.study
+    print(f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds, evaluated at steps {list(study.eval_steps)} "
+          f"on {', '.join(s.name for s in study.evaluation)}")
+    hours = stage_gpu_hours(plan, read_throughputs(args.throughputs)) if args.dry_run else {}
     for wave, units in plan.waves:
         states = Counter(store.state(u.unit.key) for u in units)
-        print(f"  {wave:9s} {len(units):4d} units: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+        kinds = Counter(u.unit.kind for u in units)
+        stage_hours = hours.get(wave)
+        cost = f"; estimate {stage_hours:,.1f} GPU-hours{ESTIMATE_NOTES.get(wave, '')}" if stage_hours else ""
+        print(f"  {wave:9s} {len(units):4d} units ({', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'}): "
+              + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + cost)
+    if hours:
+        print(f"  (GPU-hour estimates scale the measured throughputs of {args.throughputs} to H100s; edit it for your cluster)")
     rate = measured_step_rate(plan, store)
     left = sum(u.unit.params["config"]["optim"]["steps"] for u in plan.train if store.state(u.unit.key) != "done")
     estimate = (f"about {left / rate / 3600:.2f} unit-hours at the measured {rate:.1f} steps/s per unit" if rate
@@ -97,15 +116,25 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     for planned in plan.train if args.dry_run else []:
         print(f"    {planned.label}: {store.state(planned.unit.key)}  {planned.unit.key}")
     if args.executor == "slurm" and args.dry_run:
-        print("each job's sbatch script (arrays add --array):")
-        print(render_sbatch(resources(args), Path(args.root) / "jobs", name="train"))
+        defaults = resources(args)
+        jobs: dict[tuple[str, str], list[PlannedUnit]] = {}  # units of one kind asking for the same resources share an array
+        for _, stage in plan.waves:
+            for member in stage:
+                jobs.setdefault((member.unit.kind, json.dumps(dict(member.unit.resources), sort_keys=True)), []).append(member)
+        for (kind, asked), members in jobs.items():
+            array = len(members) if len(members) > 1 else None
+            groups = sorted({u.group for u in members if u.group})
+            print(f"sbatch script of the {kind}{' ' + ', '.join(groups) if groups else ''} jobs ({len(members)} unit(s)"
+                  f"{', one array' if array else ''}):")
+            print(render_sbatch(defaults.override(json.loads(asked)), Path(args.root) / "jobs", name=kind, array_size=array))
 
 
 def run(args: argparse.Namespace) -> Path:
-    chosen = sweep(args.sweep)
+    chosen = load_study(args.study, {"data": args.data, "weights": args.weights}, args.set)
+    validate(chosen)
     root = Path(args.root)
     store = Store(root / "store")
-    plan = plan_sweep(chosen, store, EvalSettings(samples_per_prompt=args.samples_per_prompt, tune_trials=args.tune_trials), threads=args.threads)
+    plan = plan_study(chosen, store, threads=args.threads)
     if args.dry_run or args.status:
         print_plan(plan, store, args)
         return root
@@ -113,13 +142,12 @@ def run(args: argparse.Namespace) -> Path:
     units = [planned.unit for _, wave in plan.waves for planned in wave]
     tic = time.perf_counter()
     submit = retry if args.retry else submit_units
-    outcome = submit(executor, store, units, FUNCTIONS, fail_fast=args.fail_fast, max_running=args.max_parallel).wait()  # type: ignore[operator]
+    outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
+                     poll_s=args.poll_s).wait()  # type: ignore[operator]
     failed = {key: state for key, state in outcome.items() if state != "done"}
     sweep_dir = aggregate(plan, store, root / "sweeps" / chosen.name)
-    from reports.build import build_report
-
-    built = build_report(sweep_dir)
-    print(f"sweep {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
+    built: Any = resolve_function(REPORT)(sweep_dir)  # reports.build.Built
+    print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
     statuses = store.status()
     for key, state in sorted(failed.items()):
         print(f"  {state}: {key}  {statuses[key].detail if key in statuses else ''}")

@@ -24,6 +24,18 @@ from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError, unknown_name_error
 from miro.manifest import build_manifest, write_json_atomic
 
+# every unit kind and the one function that computes it ("module:function"; see resolve_function)
+KINDS = {
+    "data": "harness.datasources.shapes:prepare",  # the shapes world's whole preparation in one unit
+    "annotate": "harness.tasks:annotate_shard",  # one array task of reward scoring
+    "assemble": "harness.tasks:assemble_annotations",  # merge the shards, fit the bins
+    "train": "harness.tasks:train_arm",
+    "generate": "harness.tasks:generate_shard",  # one array task of an evaluation's generation and scoring
+    "evaluate": "harness.tasks:evaluate_checkpoint",
+    "tune": "harness.tasks:tune_checkpoint",
+    "control": "harness.tasks:control_targets",
+}
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -35,6 +47,19 @@ class Unit:
     params: Mapping[str, Any] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     resources: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit with what a person reads about it: a label and, where it has them, its arm, seed and step."""
+
+    unit: Unit
+    label: str
+    arm: str | None = None
+    seed: int | None = None
+    step: int | None = None
+    suite: str | None = None
+    group: str | None = None  # a scorer group of annotation, whose resources it takes
 
 
 def resolve_function(name: str) -> Callable[..., dict[str, Any]]:

@@ -30,8 +30,12 @@ def train_command(args: argparse.Namespace) -> None:
     from miro.run_checks import check_latent_shape, check_time
     from miro.train import train
 
-    base = preset(args.preset)
-    cfg = with_overrides(base, weights_file.load(args.weights).config_overrides(base, args.set) + args.set)
+    weights = weights_file.load(args.weights)
+    given = dict(item.split("=", 1) for item in args.set if "=" in item)
+    paths = {"text.path": weights.path("t5") if "t5" in weights.entries else "",
+             "latents.vae_path": weights.path("vae") if "vae" in weights.entries else "", **given}
+    base = preset(args.preset, paths)
+    cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return

@@ -52,13 +52,18 @@ class Checkpoint:
     state: dict[str, Any]
 
 
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """Where a run keeps its checkpoint of `step` (the one place this name is written)."""
+    return Path(run_dir) / "checkpoints" / f"step-{step:07d}"
+
+
 def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor], ema: dict[str, torch.Tensor],
                     optimizer: dict[str, Any], state: dict[str, Any], manifest: dict[str, Any],
                     keep: int = 0) -> Path:
-    root = run_dir / "checkpoints"
+    final = checkpoint_path(run_dir, step)
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = root / f".step-{step:07d}.tmp-{os.getpid()}"
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(_contiguous(train), str(tmp / "train.safetensors"))

@@ -1,7 +1,7 @@
 """Named run presets. An ablation arm is `dataclasses.replace` of one of these, never a copied file."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from miro.config import (
@@ -15,7 +15,7 @@ from miro.config import (
     SampleConfig,
     TextConfig,
 )
-from miro.errors import unknown_name_error
+from miro.errors import MiroError, unknown_name_error
 
 SHAPES_REWARDS = ("shapes_alignment", "shapes_quality", "shapes_size")
 PAPER_REWARDS = ("jina_clip", "aesthetic", "image_reward", "pickscore", "hpsv2", "vqascore", "sciscore")
@@ -53,18 +53,17 @@ def smoke() -> RunConfig:
                    sample=replace(base.sample, steps=4), checkpoint_every=10, log_every=5)
 
 
-def paper() -> RunConfig:
-    """The released checkpoint's recipe: RIN 360.4M on SDXL-VAE latents, FLAN-T5-XL text, seven rewards.
-
-    Paths to the T5 and VAE folders and the annotated webdataset must be set by the user.
-    """
+def paper(data: str, text: str, vae: str) -> RunConfig:
+    """The released checkpoint's recipe: RIN 360.4M on SDXL-VAE latents, FLAN-T5-XL text, seven rewards, on the
+    user's webdataset shards `data`, FLAN-T5 folder `text` and SDXL-VAE folder `vae` (a study reads them from the
+    user's data folder and weights file; `miro train --preset paper` from --set and --weights, see `preset`)."""
     return RunConfig(
         name="paper",
-        data=DataConfig(source="webdataset", path="REQUIRED", resolution=256),
+        data=DataConfig(source="webdataset", path=data, resolution=256),
         rewards=RewardConfig(names=PAPER_REWARDS, scheme="tokens", dropout_strategy="binomial", dropout_p=0.0,
                              caption_dropout=0.1, bins=64),  # released FlowMatchingLoss cond_drop_rate (multi_cad config)
-        text=TextConfig(encoder="t5", path="REQUIRED", max_tokens=77),  # released max_text_len / num_cond_tokens
-        latents=LatentConfig(space="vae", vae_path="REQUIRED", normalisation="sdxl_channel_wise", sample_posterior=True),
+        text=TextConfig(encoder="t5", path=text, max_tokens=77),  # released max_text_len / num_cond_tokens
+        latents=LatentConfig(space="vae", vae_path=vae, normalisation="sdxl_channel_wise", sample_posterior=True),
         model=ModelConfig(backbone="rin", image_size=32, channels=4, patch_size=2, width=1024, heads=32,
                           data_dim=512, num_latents=256, rin_blocks=4, rin_layers_per_block=4, read_write_heads=16,
                           text_registers=16, cond_blocks=2, cond_heads=16, time_input="gamma"),
@@ -78,10 +77,18 @@ def paper() -> RunConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], RunConfig]] = {"shapes": shapes, "shapes_gpu": shapes_gpu, "smoke": smoke, "paper": paper}
+# presets that need no local paths (the paper's recipe takes the user's data and weights: `paper(...)`)
+PRESETS: dict[str, Callable[..., RunConfig]] = {"shapes": shapes, "shapes_gpu": shapes_gpu, "smoke": smoke, "paper": paper}
+USER_PATHS = {"paper": {"data": "data.path", "text": "text.path", "vae": "latents.vae_path"}}  # preset argument -> config field
 
 
-def preset(name: str) -> RunConfig:
+def preset(name: str, paths: Mapping[str, str] | None = None) -> RunConfig:
+    """The named preset. A preset that reads the user's files (paper) takes their paths from `paths`, keyed by
+    config field ("data.path", "text.path", "latents.vae_path"); a missing one is refused with the option to pass."""
     if name not in PRESETS:
         raise unknown_name_error("preset", name, PRESETS)
-    return PRESETS[name]()
+    needed = USER_PATHS.get(name, {})
+    missing = [field for field in needed.values() if not (paths or {}).get(field)]
+    if missing:
+        raise MiroError(f"preset {name} reads your files: pass {' '.join(f'--set {f}=PATH' for f in missing)} (T5 and VAE can come from --weights)")
+    return PRESETS[name](**{arg: (paths or {})[field] for arg, field in needed.items()})

@@ -25,7 +25,7 @@ from miro.checkpoint import save_checkpoint
 from miro.config import LatentConfig, ModelConfig, RewardConfig, RunConfig, TextConfig, to_dict
 from miro.errors import MiroError
 from miro.manifest import build_manifest, write_json_atomic
-from miro.presets import preset
+from miro.presets import paper
 
 FILES = ("config.json", "model.safetensors", "uncond_embedding.npy")
 NULL_EMBEDDING = "uncond_embedding.npy"  # copied into the run folder, the null caption of every branch
@@ -97,7 +97,7 @@ def run_config(released: dict[str, Any], name: str, text_path: str, vae_path: st
     unknown = [k for k in keys if k not in REWARD_NAMES]
     if unknown:
         raise MiroError(f"config.json names rewards {unknown} that have no scorer here; known: {', '.join(REWARD_NAMES)}")
-    base = preset("paper")
+    base = paper(data="unread", text=text_path, vae=vae_path)  # an evaluate-only run: its data is never read
     post = released.get("data_preprocessing", released.get("postprocessing", {}))
     channel_wise = bool(post.get("channel_wise_normalisation", False))
     latents = LatentConfig(space="vae", vae_path=vae_path, normalisation="sdxl_channel_wise" if channel_wise else "vae_config",

@@ -102,14 +102,14 @@ class WeightsFile:
 
     def config_overrides(self, base: Any, overrides: list[str] | tuple[str, ...]) -> list[str]:
         """`section.key=path` overrides that fill a run's T5 and VAE paths the config leaves unset
-        ("" or the presets' "REQUIRED"); a path given with --set wins."""
+        (""); a path given with --set wins."""
         given = dict(item.split("=", 1) for item in overrides if "=" in item)
         encoder = given.get("text.encoder", base.text.encoder)
         space = given.get("latents.space", base.latents.space)
         filled = []
         for key, entry, wanted, current in (("text.path", "t5", encoder == "t5", base.text.path),
                                             ("latents.vae_path", "vae", space == "vae", base.latents.vae_path)):
-            if wanted and key not in given and current in ("", "REQUIRED") and entry in self.entries:
+            if wanted and key not in given and not current and entry in self.entries:
                 filled.append(f"{key}={self.path(entry)}")
         return filled
 

@@ -2,26 +2,37 @@ from dataclasses import replace
 
 import pytest
 
-from ablations.arms import Arm, Sweep, config_diff, validate_sweep
-from ablations.sweeps import SWEEPS, sweep
+from ablations.sweeps import SWEEPS
+from harness.study import Arm, Study, config_diff, validate_study
+from harness.study_file import load_study as sweep
 from miro.errors import MiroError
 from miro.presets import PAPER_REWARDS
 from miro.sample import guidance_branches
 
 
-@pytest.mark.parametrize("name", sorted(SWEEPS))
+@pytest.mark.parametrize("name", sorted(set(SWEEPS) - {"paper"}))  # paper needs a data folder and weights file
 def test_every_sweep_is_valid(name):
     s = sweep(name)
     assert s.arms and s.seeds
     assert all(step <= s.arms[0].config.optim.steps for step in s.eval_steps)
 
 
-def test_paper_sweep_has_the_16_arms_with_one_reward_dropout():
-    s = sweep("paper")
+def test_paper_study_reads_the_data_folder_and_weights_file_and_has_the_16_arms(tmp_path):
+    for name in ("t5", "vae", "shards"):
+        (tmp_path / name).mkdir()
+    weights = tmp_path / "weights.toml"
+    weights.write_text(f'[t5]\npath = "{tmp_path / "t5"}"\n[vae]\npath = "{tmp_path / "vae"}"\n')
+    s = sweep("paper", {"data": str(tmp_path / "shards"), "weights": str(weights)})
     assert len(s.arms) == 16
     assert {a.config.rewards.dropout_p for a in s.arms} == {0.0}
     assert s.arm("miro").config.rewards.names == PAPER_REWARDS
     assert s.arm("without-aesthetic").config.rewards.names == tuple(r for r in PAPER_REWARDS if r != "aesthetic")
+    assert s.arm("miro").config.text.path == str(tmp_path / "t5") and s.data.annotate == PAPER_REWARDS
+
+
+def test_paper_study_without_a_data_folder_says_which_option_to_pass():
+    with pytest.raises(MiroError, match="pass --data"):
+        sweep("paper")
 
 
 def test_an_accidental_difference_is_refused():
@@ -31,7 +42,7 @@ def test_an_accidental_difference_is_refused():
     slipped = Arm("only-quality", replace(miro.config, rewards=replace(miro.config.rewards, names=("shapes_quality",), dropout_p=0.8)),
                   ablates=("rewards.names",), baseline="miro")
     with pytest.raises(MiroError, match=r"undeclared fields \['rewards.dropout_p'\]"):
-        validate_sweep(Sweep("slip", (s.arm("baseline"), miro, slipped)))
+        validate_study(Study("slip", (s.arm("baseline"), miro, slipped), eval_steps=(150,)))
 
 
 def test_config_diff_names_each_changed_field():
@@ -41,7 +52,7 @@ def test_config_diff_names_each_changed_field():
 
 
 def test_unknown_sweep_and_arm_get_did_you_mean():
-    with pytest.raises(MiroError, match='did you mean "default"'):
+    with pytest.raises(MiroError, match='did you mean "default"'):  # a built-in study name
         sweep("defualt")
     with pytest.raises(MiroError, match='did you mean "miro"'):
         sweep("default").arm("mir")

@@ -14,6 +14,8 @@ import torch
 from miro.config import DROPOUT_STRATEGIES, SCHEMES, RewardConfig, SampleConfig
 from miro.objective import condition_inputs
 from miro.presets import PRESETS, preset
+
+UNREAD_PATHS = {"data.path": "unread", "text.path": "unread", "latents.vae_path": "unread"}
 from miro.sample import branch_conditions, guidance_branches
 
 CAPTION = "a red circle"
@@ -47,7 +49,7 @@ def test_default_guidance_states_are_trained(scheme, strategy, dropout_p):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_trains_its_default_guidance_states(name):
-    cfg = preset(name)
+    cfg = preset(name, UNREAD_PATHS)  # the paper preset's user paths; never opened here
     trained = training_states(cfg.rewards)
     for state in sampler_states(cfg.rewards, cfg.sample):
         assert state in trained, f"preset {name}: sampler feeds {state}, which training never produces"

@@ -4,16 +4,18 @@ import json
 import pandas as pd
 import pytest
 
-from ablations.sweeps import sweep
-from harness.plan import EvalSettings, plan_sweep
+from harness.plan import plan_study
 from harness.store import Store
+from harness.study_file import load_study
 from harness.sweep import main
+
+SMALL = ["--set", "evaluation.samples_per_prompt=2", "--set", "tuning.trials=2"]
 
 
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    main(["smoke", "--root", str(root), "--samples-per-prompt", "2", "--tune-trials", "2"])
+    main(["smoke", "--root", str(root), *SMALL])
     return root
 
 
@@ -35,11 +37,11 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
 
 
 def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
-    main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "2", "--tune-trials", "2"])
+    main(["smoke", "--root", str(finished_sweep), *SMALL])
     out = capsys.readouterr().out
     assert "9 of 9 units done" in out and out.strip().endswith("report.html")
     store = Store(finished_sweep / "store")
-    plan = plan_sweep(sweep("smoke"), store, EvalSettings(samples_per_prompt=2, tune_trials=2))
+    plan = plan_study(load_study("smoke", overrides=SMALL[1::2]), store)
     for _, units in plan.waves:
         for planned in units:
             events = (store.unit_dir(planned.unit.key) / "events.jsonl").read_text()
@@ -49,7 +51,7 @@ def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
 def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsys):
     main(["smoke", "--root", str(finished_sweep), "--dry-run", "--executor", "slurm", "--partition", "gpu", "--time-min", "30"])
     out = capsys.readouterr().out
-    assert "train        2 units: 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
+    assert "train        2 units (2 train): 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
 
 
 def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path):

@@ -14,8 +14,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from ablations.arms import config_diff
 from ablations.sweeps import default
+from harness.study import config_diff
 from miro.config import to_dict
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
 

@@ -1,0 +1,56 @@
+"""The paper's study: 16 arms (baseline, MIRO, seven specialists, seven leave-one-out) at real scale with the
+released settings, on the user's webdataset shards and the local weights their weights file names.
+
+    nox -s sweep -- paper --data /data/shards --weights weights.toml [--executor slurm ...] [--dry-run]
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ablations.rewards import reward_arms
+from harness.study import Control, DataStages, Study, Suite
+from miro.errors import MiroError
+from miro.presets import PAPER_REWARDS
+from miro.presets import paper as paper_recipe
+
+HELD_OUT = ("clip_score",)  # OpenAI CLIP: a metric no arm trains on
+PARTI_SCORERS = ("pickscore", "image_reward", "hpsv2", "aesthetic", *HELD_OUT)
+# per unit kind, over the command line's cluster defaults (partition, account, qos)
+PAPER_RESOURCES = {
+    "annotate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240, "array_parallelism": 64},
+    "annotate:vqa": {"mem_gb": 128, "time_min": 480},  # VQAScore's clip-flant5-xxl: most of the scoring time
+    "assemble": {"cpus_per_task": 8, "mem_gb": 64, "time_min": 60},
+    "train": {"nodes": 1, "gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 8, "mem_gb": 480, "time_min": 1440},
+    "generate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 120, "array_parallelism": 64},
+    "evaluate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240},
+    "control": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 480},
+}
+
+
+def paper(data: str = "", weights: str = "") -> Study:
+    """`data`: the webdataset shards to annotate and train on; `weights`: the weights file (default $MIRO_WEIGHTS)."""
+    from miro.weights_file import load, merge_scorer_options
+
+    if not data:
+        raise MiroError("the paper study trains on your webdataset shards: pass --data /path/to/shards (a folder of .tar files or a brace pattern)")
+    local = load(weights or None)
+    if not local.source:
+        raise MiroError("the paper study reads every model path from a weights file: pass --weights FILE or set MIRO_WEIGHTS")
+    miro = replace(paper_recipe(data=data, text=local.path("t5"), vae=local.path("vae")), name="miro")
+    options = merge_scorer_options(local, {})  # every scorer the weights file names, paths checked
+    geneval = Suite("geneval", prompts=local.path("geneval.metadata") or "geneval", samples_per_prompt=4,
+                    scorers=(*PAPER_REWARDS, *HELD_OUT), scorer_options=options, geneval_detector=local.path("geneval.detector"),
+                    geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",
+                    features="", shards=8)
+    parti = Suite("parti", prompts=local.path("benchmarks.parti") or "parti", samples_per_prompt=1, scorers=PARTI_SCORERS,
+                  scorer_options={n: o for n, o in options.items() if n in PARTI_SCORERS}, geneval=False,
+                  features="", reference=local.path("benchmarks.fid_reference"), shards=8)
+    if parti.reference:
+        parti = replace(parti, features="pixels")
+    return Study(
+        "paper", tuple(reward_arms(miro)), seeds=(0,), eval_steps=tuple(range(25_000, 500_001, 25_000)), tune_arm="miro",
+        description="Baseline, MIRO, 7 single-reward specialists and 7 leave-one-out arms (arXiv 2510.25897).",
+        evaluation=(geneval, parti),
+        control=Control(prompts=parti.prompts, scorers=PARTI_SCORERS, scorer_options=parti.scorer_options),
+        data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256),
+        resources=PAPER_RESOURCES, weights=local.source)

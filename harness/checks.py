@@ -1,0 +1,139 @@
+"""Check a study before planning: every path, scorer name, prompt file, resource and weights-file entry, with all
+problems listed at once, so one run of `--dry-run` says everything that needs fixing before any GPU is asked for.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from harness.executors import SlurmResources
+from harness.prompts import NAMED_SETS
+from harness.study import Study, Suite, arm_problems
+from harness.tune import TuneOptions
+from harness.units import KINDS
+from miro.errors import MiroError, did_you_mean
+from miro.rewards.registry import scorer_names
+
+REFERENCE_SETS = ("", "shapes")
+
+
+def _path(what: str, path: str, problems: list[str]) -> None:
+    if path and not Path(path).expanduser().exists():
+        problems.append(f"{what} = {path} does not exist; fix the path (or the weights file entry that names it)")
+
+
+def _scorers(what: str, names: tuple[str, ...], problems: list[str]) -> None:
+    known = scorer_names()
+    for name in names:
+        if name not in known:
+            problems.append(f'{what}: unknown scorer "{name}"{did_you_mean(name, known)}; registered: {", ".join(known)}')
+
+
+def _prompts(what: str, prompts: str, problems: list[str]) -> None:
+    if prompts not in NAMED_SETS:
+        if not prompts.endswith((".tsv", ".jsonl")):
+            problems.append(f'{what} = "{prompts}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv or .jsonl file{did_you_mean(prompts, NAMED_SETS)}')
+        else:
+            _path(what, prompts, problems)
+
+
+def _readable(where: str, source: str, path: str) -> list[str]:
+    """Whether the images can be listed (the shards' headers or the folder's names; no image is read)."""
+    from harness.estimate import image_count
+
+    try:
+        image_count((source, path))
+    except MiroError as err:
+        return [f"{where}: data.path: {err}"]
+    return []
+
+
+def suite_problems(suite: Suite) -> list[str]:
+    problems: list[str] = []
+    where = f"evaluation.{suite.name}"
+    _prompts(f"{where}.prompts", suite.prompts, problems)
+    _scorers(f"{where}.scorers", suite.scorers or (), problems)
+    for name in suite.scorer_options:
+        if suite.scorers is not None and name not in suite.scorers:
+            problems.append(f'{where}.scorer_options names "{name}", which is not among its scorers; add it to scorers')
+    _path(f"{where}.geneval_detector", suite.geneval_detector, problems)
+    _path(f"{where}.geneval_classes", suite.geneval_classes, problems)
+    if suite.reference not in REFERENCE_SETS:
+        _path(f"{where}.reference", suite.reference, problems)
+    if suite.samples_per_prompt < 1 or suite.shards < 1:
+        problems.append(f"{where}: samples_per_prompt = {suite.samples_per_prompt} and shards = {suite.shards} must be >= 1")
+    return problems
+
+
+def study_problems(study: Study) -> list[str]:
+    """Every problem of `study` (empty: it can be planned)."""
+    problems = arm_problems(study)
+    if not study.evaluation:
+        problems.append(f"study {study.name} has no evaluation suite; add one (harness.study.Suite)")
+    names = [s.name for s in study.evaluation]
+    if len(set(names)) != len(names):
+        problems.append(f"study {study.name} has two evaluation suites of one name ({names}); rename one")
+    for suite in study.evaluation:
+        problems += suite_problems(suite)
+    stages = study.data
+    _scorers("data.annotate", stages.annotate, problems)
+    if stages.annotate_shards < 1 or stages.precompute_shards < 1:
+        problems.append("data.annotate_shards and data.precompute_shards must be >= 1")
+    for arm in study.arms:
+        cfg, where = arm.config, f"arm {arm.name}"
+        if arm.evaluate_only:
+            _path(f"{where}.evaluate_only", arm.evaluate_only, problems)
+            continue
+        if cfg.data.source != "shapes":
+            _path(f"{where}: data.path", cfg.data.path, problems)
+            if Path(cfg.data.path).expanduser().exists():
+                problems += _readable(where, cfg.data.source, cfg.data.path)
+            _path(f"{where}: data.annotations", cfg.data.annotations, problems)
+            if not stages.annotate and not cfg.data.annotations:
+                problems.append(f"{where} trains on {cfg.data.source} data with no annotation: list scorers in the study's "
+                                "data.annotate, or set data.annotations to an annotated parquet file")
+            missing = [r for r in cfg.rewards.names if stages.annotate and r not in stages.annotate]
+            if missing:
+                problems.append(f"{where} conditions on {missing}, which data.annotate does not score; add them to data.annotate")
+        _path(f"{where}: text.path", cfg.text.path, problems)
+        _path(f"{where}: latents.vae_path", cfg.latents.vae_path, problems)
+    if study.tuning is not None:
+        _prompts("tuning.prompts", study.tuning.prompts, problems)
+        try:
+            TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts)
+        except MiroError as err:
+            problems.append(str(err))
+    if study.control is not None:
+        _prompts("control.prompts", study.control.prompts, problems)
+    allowed = [f.name for f in fields(SlurmResources)]
+    for group, members in stages.groups.items():
+        outside = [n for n in members if n not in stages.annotate]
+        if outside:
+            problems.append(f"data.groups.{group} names {outside}, which data.annotate does not list; add them to data.annotate")
+    groups = [f"annotate:{g}" for g in stages.groups]
+    for kind, changes in study.resources.items():
+        if kind not in KINDS and kind not in groups:
+            problems.append(f'resources: unknown unit kind "{kind}"{did_you_mean(kind, [*KINDS, *groups])}; kinds: '
+                            f'{", ".join([*KINDS, *groups])}')
+        for name in changes:
+            if name not in allowed:
+                problems.append(f'resources.{kind}: unknown field "{name}"{did_you_mean(name, allowed)}')
+    if study.weights:
+        problems += weights_problems(study.weights)
+    return problems
+
+
+def weights_problems(path: str) -> list[str]:
+    """The weights file's own check (every entry's path, sha256 and config)."""
+    if not Path(path).expanduser().is_file():
+        return [f"weights file {path} does not exist; pass --weights FILE (see `python -m miro weights --help`)"]
+    from miro.weights_file import check
+
+    return [f"weights file {path}: {problem}" for problem in check(path)]
+
+
+def validate(study: Study) -> None:
+    """Refuse a study with any problem, naming all of them."""
+    problems = study_problems(study)
+    if problems:
+        raise MiroError(f"study {study.name} has {len(problems)} problem(s); nothing was planned:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,189 @@
+"""A study: arms x seeds, the checkpoints to evaluate, the data stages, the evaluation suites, the tuning, the
+controllability sweep and the resources of every unit kind, as typed frozen dataclasses.
+
+A study is written in Python by its owner (a file outside the project, or one of `ablations/`), each arm a
+`dataclasses.replace` of a preset that declares the fields it ablates. `problems` lists every mistake of a study
+at once (unknown scorer, missing path, arm that differs from its baseline by accident, checkpoint never
+written), so a study is refused before a single unit is planned.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from miro.config import RunConfig, to_dict
+from miro.errors import MiroError, unknown_name_error
+
+# fields that identify a run rather than define it: never counted as a difference
+IDENTITY_FIELDS = ("name",)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm. `evaluate_only` names an existing run folder (e.g. an imported released checkpoint): the arm is
+    then evaluated at its checkpoints and never trained."""
+
+    name: str
+    config: RunConfig
+    ablates: tuple[str, ...] = ()
+    baseline: str | None = None  # the arm it is compared against; None for a study's reference arm
+    evaluate_only: str = ""
+
+
+@dataclass(frozen=True)
+class DataStages:
+    """How a study's data is prepared before training (the shapes world renders and annotates itself).
+
+    annotate: scorers that score every training image (empty: use `data.annotations` as given);
+    scorer_options: scorer -> factory keyword options (the weights file's are merged under them);
+    groups: group name -> some of the scorers, annotated as their own array with the resources of
+    "annotate:<group>" in the study's resources (VQAScore's 11B model wants other GPUs than the CLIP scorers);
+    the scorers in no group form the group "default";
+    annotate_shards / precompute_shards: array tasks; precompute: cache VAE latents and T5 features."""
+
+    annotate: tuple[str, ...] = ()
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    annotate_shards: int = 1
+    precompute: bool = False
+    precompute_shards: int = 1
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One evaluation suite, run on every evaluated checkpoint: a prompt set and what judges it.
+
+    scorers None: the data plugin's default scorers (the shapes world: its analytic rewards); geneval_detector:
+    a Mask2Former folder (the shapes world uses its analytic detector); geneval_colors: open_clip weights of the
+    colour classifier; reference: FID/KID reference ("shapes", an image folder, or "" for none); shards: generation
+    array tasks (the scoring, GenEval and summary then run once over all of them)."""
+
+    name: str
+    prompts: str
+    samples_per_prompt: int = 4
+    limit: int = 0
+    scorers: tuple[str, ...] | None = None
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    geneval: bool = True
+    geneval_detector: str = ""
+    geneval_classes: str = ""
+    geneval_colors: str = "openai"
+    features: str = "pixels"
+    reference: str = ""
+    reference_size: int = 1000
+    seed: int = 0
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An Optuna study of the tuned arm's guidance scale, reward targets and sampler steps, on validation prompts."""
+
+    prompts: str
+    objectives: tuple[str, ...]
+    trials: int = 12
+    samples_per_prompt: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Control:
+    """Controllability: each training reward's positive target swept over `values`, at the tuned arm's last checkpoint."""
+
+    prompts: str
+    values: tuple[float, ...] = (0.0, 0.5, 1.0)
+    samples_per_prompt: int = 2
+    seed: int = 0
+    scorers: tuple[str, ...] | None = None  # None: the data plugin's default scorers
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    """Arms x seeds evaluated at `eval_steps` on every suite; `tune_arm` (first seed, last step) is also tuned and
+    swept for controllability. `resources` maps a unit kind to SlurmResources fields (e.g. {"train":
+    {"gpus_per_node": 8, "tasks_per_node": 8}}) over the command line's cluster defaults. `weights` is the weights
+    file (TOML) every unit reads its local model paths from."""
+
+    name: str
+    arms: tuple[Arm, ...]
+    seeds: tuple[int, ...] = (0,)
+    eval_steps: tuple[int, ...] = ()
+    description: str = ""
+    tune_arm: str = ""
+    evaluation: tuple[Suite, ...] = ()
+    tuning: Tuning | None = None
+    control: Control | None = None
+    data: DataStages = DataStages()
+    resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    weights: str = ""
+
+    def resources_of(self, kind: str, group: str | None = None) -> dict[str, Any]:
+        """The resources of a unit kind, with those of its group ("annotate:vqa") on top."""
+        return {**self.resources.get(kind, {}), **(self.resources.get(f"{kind}:{group}", {}) if group else {})}
+
+    def arm(self, name: str) -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise unknown_name_error("arm", name, [a.name for a in self.arms])
+
+
+def flatten(data: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def config_diff(baseline: RunConfig, arm: RunConfig) -> dict[str, tuple[object, object]]:
+    """Every resolved field that differs: path -> (baseline value, arm value)."""
+    a, b = flatten(to_dict(baseline)), flatten(to_dict(arm))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in IDENTITY_FIELDS}
+
+
+def undeclared_differences(arm: Arm, baseline: Arm) -> list[str]:
+    """Differences from the baseline that the arm did not declare (a declared section covers its fields)."""
+    return [path for path in config_diff(baseline.config, arm.config)
+            if not any(path == d or path.startswith(d + ".") for d in arm.ablates)]
+
+
+def arm_problems(study: Study) -> list[str]:
+    """Duplicate arm names, unknown baselines, undeclared differences and checkpoints an arm never writes."""
+    problems = []
+    names = [a.name for a in study.arms]
+    if not names:
+        problems.append(f"study {study.name} has no arms; add at least one Arm")
+    if len(set(names)) != len(names):
+        problems.append(f"study {study.name} has duplicate arm names {sorted({n for n in names if names.count(n) > 1})}; rename the arms")
+    for wanted, what in ((study.tune_arm, "tune_arm"), *((a.baseline, f"arm {a.name}'s baseline") for a in study.arms)):
+        if wanted and wanted not in names:
+            problems.append(f"{what} {unknown_name_error('arm', wanted, names)}")
+    for arm in study.arms:
+        if arm.baseline in names:
+            extra = undeclared_differences(arm, study.arm(arm.baseline))  # type: ignore[arg-type]  # checked just above
+            if extra:
+                problems.append(f"arm {arm.name} differs from its baseline {arm.baseline} in undeclared fields {extra}; "
+                                "add them to the arm's `ablates` or make the configs equal")
+        cfg = arm.config
+        bad = [s for s in study.eval_steps if s > cfg.optim.steps or (s % cfg.checkpoint_every and s != cfg.optim.steps)]
+        if bad and not arm.evaluate_only:
+            problems.append(f"arm {arm.name} writes no checkpoint at steps {bad} (checkpoint_every = {cfg.checkpoint_every}, "
+                            f"steps = {cfg.optim.steps}); use multiples of checkpoint_every")
+    if not study.seeds or not study.eval_steps:
+        problems.append(f"study {study.name} needs at least one seed and one evaluated step (seeds = {study.seeds}, eval_steps = {study.eval_steps})")
+    return problems
+
+
+def validate_study(study: Study) -> None:
+    """Refuse a study with a structural mistake (all of them listed); paths and scorers are checked by harness.checks."""
+    problems = arm_problems(study)
+    if problems:
+        raise MiroError(f"study {study.name} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))

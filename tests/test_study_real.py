@@ -1,0 +1,82 @@
+"""A study on the real-data path, end to end on the local executor: 64 images as webdataset shards, annotated by
+three real scorers (tiny random transformers CLIP folders in the real file format) as an array of shards,
+assembled and binned, a baseline and MIRO trained on them, each evaluated at two checkpoints on a few
+PartiPrompts rows, and the report written with the real scorers' columns (tests/slurm/test_slurm_study.py runs the
+same study on SLURM with the generation sharded as arrays).
+
+The sweep runner is killed with SIGKILL once a training unit is done, and the same command is run again: it
+finishes the study without recomputing any unit that was done (the units the dead runner had started finish in
+their own processes and are watched, not submitted again).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from real_study import SCORERS, write_study
+
+from harness.store import Store
+from harness.sweep import main
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("real"))
+
+def done_units(store: Store) -> dict[str, str]:
+    return {key: status.kind for key, status in store.status().items() if status.state == "done"}
+
+
+@pytest.fixture(scope="module")
+def interrupted(study_file, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The study's root after a runner killed half-way and a second run; and the units done at the kill."""
+    root = tmp_path_factory.mktemp("runs")
+    # one generation shard per evaluation here (the SLURM test runs them as arrays): fewer processes to start
+    command = [str(study_file), "--root", str(root), "--max-parallel", "2", "--set", "evaluation.parti.shards=1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    store, deadline = Store(root / "store"), time.monotonic() + 600
+    while "train" not in done_units(store).values() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert runner.poll() is None, "the runner ended before it could be killed half-way"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    before = done_units(store)
+    main(command)
+    return root, before
+
+
+@pytest.fixture(scope="module")
+def finished(interrupted) -> Path:
+    return interrupted[0]
+
+
+def test_every_stage_runs_as_units_and_the_report_has_the_real_scorers(finished):
+    sweep_dir = finished / "sweeps" / "real-tiny"
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    # 2 annotation shards + assembly, 2 trainings, an evaluation per arm x step
+    assert record["finished_units"] == record["expected_units"] == 2 + 1 + 2 + 4
+    metrics = pd.read_parquet(sweep_dir / "results" / "metrics.parquet")
+    assert set(SCORERS) <= set(metrics["metric"]) and set(metrics["step"]) == {10, 20}
+    assert set(metrics["arm"]) == {"baseline", "miro"} and metrics["prompt_id"].nunique() == 3
+    assert (sweep_dir / "report.html").is_file() and "pickscore" in (sweep_dir / "report.html").read_text()
+    kinds = [status.kind for status in Store(finished / "store").status().values()]
+    assert sorted(set(kinds)) == ["annotate", "assemble", "evaluate", "train"] and kinds.count("annotate") == 2
+
+
+def test_a_rerun_after_sigkill_recomputes_no_finished_unit(interrupted):
+    root, before = interrupted
+    store = Store(root / "store")
+    assert "train" in before.values() and len(before) < 9
+    for key in before:
+        events = (store.unit_dir(key) / "events.jsonl").read_text()
+        assert store.attempts(key) == 1 and events.count('"running"') == 1, key
+    assert set(done_units(store)) >= set(before) and len(done_units(store)) == 9
