@@ -14,9 +14,9 @@ import torch
 from miro.config import DROPOUT_STRATEGIES, SCHEMES, RewardConfig, SampleConfig
 from miro.objective import condition_inputs
 from miro.presets import PRESETS, preset
+from miro.sample import branch_conditions, guidance_branches
 
 UNREAD_PATHS = {"data.path": "unread", "text.path": "unread", "latents.vae_path": "unread"}
-from miro.sample import branch_conditions, guidance_branches
 
 CAPTION = "a red circle"
 
