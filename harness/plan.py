@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ablations.arms import Sweep
+from harness.evaluation.generate import MAX_SAMPLES
 from harness.store import Store
 from harness.units import Unit
 from miro.config import RunConfig, to_dict
-from miro.errors import MiroError
+from miro.errors import MiroError, check_range
 from miro.sample import default_branches
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +51,13 @@ class EvalSettings:
     tune_trials: int = 12
     control_values: tuple[float, ...] = (0.0, 0.5, 1.0)
     control_samples_per_prompt: int = 2
+
+    def __post_init__(self) -> None:
+        for name, low in (("samples_per_prompt", 1), ("tune_trials", 1), ("control_samples_per_prompt", 1),
+                          ("reference_size", 2), ("seed", 0)):
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, MAX_SAMPLES - 1 if "samples" in name else None)
+        for value in self.control_values:
+            check_range("control target", value, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

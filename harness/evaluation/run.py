@@ -143,6 +143,11 @@ def feature_metrics(generator: Generator, features: Features, table: pd.DataFram
     return metrics
 
 
+def images_folder(out: Path) -> Path:
+    """Where an evaluation in `out` keeps its images (image_path(images_folder(out), prompt, sample))."""
+    return out / "images"
+
+
 def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, shard: Shard = WHOLE,
              checkpoint: str = "", progress: bool = True) -> dict[str, Any]:
     """Run (or resume) one evaluation into `out`; returns the summary (a shard: its counts only)."""
@@ -156,7 +161,7 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
         raise unknown_name_error("best-of-N selection scorer", options.best_of_n, [*scorers, "geneval_correct"])
     judge = build_judge(options, prompts, world, device) if shard.whole else None
     features = build_features(options.features) if options.features and shard.whole else None
-    folder = out / "images"
+    folder = images_folder(out)
     made = generate_images(generator, prompts, folder, gen, shard, progress)
     scored = score_images(folder, prompts, gen.samples_per_prompt, scorers, out, shard, options.score_batch_size, progress)
     throughput = {"generated": made.generated, "generation_images_per_s": made.images_per_second,
