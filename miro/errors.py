@@ -2,8 +2,8 @@
 
 Every check in the project raises `MiroError` with a single line that names the problem and the fix,
 so a user (or a SLURM log) sees at once what to change. A command's `main` runs inside `one_line_errors()`,
-which exits with that line (and the same kind of line for an OS error: a read-only folder, a full disk)
-on stderr and a non-zero status, without a traceback; `CommandParser` does the same for a malformed command line, and
+which prints that line (and the same kind of line for an OS error: a read-only folder, a full disk) on
+stderr and exits with status 2 (as argparse does for a bad command line), without a traceback; `CommandParser` does the same for a malformed command line, and
 `number()` checks a numeric option's range when the command line is parsed, before any work, so a
 `--dry-run` refuses exactly what a real run refuses.
 """
@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
 
 
 class MiroError(ValueError):
@@ -77,7 +79,7 @@ class CommandParser(argparse.ArgumentParser):
     """argparse with a malformed command line reported on one line (argparse's own prints the usage too)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.exit(f"error: {self.prog}: {message}; see {self.prog} --help")
+        fail(f"{self.prog}: {message}; see {self.prog} --help")
 
 
 _OS_FIXES = {
@@ -107,11 +109,16 @@ def corrupt_file_error(path: Path | str, problem: object, fix: str) -> MiroError
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Run a command's body: bad input and OS errors end it with one line on stderr (SystemExit with that line,
-    so the interpreter prints it and exits 1; a caller of `main(argv)` can read it from the exception)."""
+    """Run a command's body: bad input and OS errors end it with one line on stderr and exit status 2."""
     try:
         yield
     except MiroError as error:
-        sys.exit(f"error: {error}")
+        fail(str(error))
     except OSError as error:
-        sys.exit(f"error: {os_error_line(error)}")
+        fail(os_error_line(error))
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: <message>` as one line on stderr and exit with status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from miro.data.sources import ItemError, Source, SourceItem, as_source
 from miro.errors import MiroError
+from miro.files import atomic_path
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.registry import load_scorer
 
@@ -58,9 +59,8 @@ def write_parquet_atomic(table: pa.Table, path: Path, meta_key: bytes, meta: Map
     """Write `table` with JSON metadata to a tmp file, then rename over `path` (readers see old or new)."""
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[meta_key] = json.dumps(meta, sort_keys=True).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, row_group_size=row_group_size)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(schema_meta), tmp, row_group_size=row_group_size)
 
 
 def read_meta(path: Path, meta_key: bytes) -> dict[str, Any]:
