@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ablations.sweeps import SWEEPS, sweep
 from harness.aggregate import aggregate
-from harness.executors import SlurmResources, check_units, make_executor, render_sbatch, retry, submit_units
+from harness.executors import SlurmResources, check_units, job_parameters, make_executor, render_sbatch, retry, submit_units
 from harness.plan import EvalSettings, Plan, PlannedUnit, plan_sweep
 from harness.store import Store
 from miro.checks import check_run_config
@@ -120,6 +120,7 @@ def checked(args: argparse.Namespace) -> tuple[Plan, Store]:
             check_run_config(arm.config)
         except MiroError as error:
             raise MiroError(f"sweep {chosen.name}, arm {arm.name}: {error}") from None
+    job_parameters(args.executor, slurm, "miro")  # e.g. several nodes on the local executor: refused before the store is touched
     if args.executor == "slurm" and not (args.dry_run or args.status):
         make_executor("slurm", Path(args.root) / "jobs" / chosen.name, slurm)  # refuses a machine without sbatch
     store = Store(Path(args.root) / "store")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from miro.errors import MiroError, corrupt_file_error
@@ -81,7 +83,7 @@ def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
     """`reader(path)`, with a file that cannot be read as what it should be refused in one line."""
     try:
         return reader(path)
-    except (OSError, RuntimeError, ValueError, EOFError, KeyError, json.JSONDecodeError) as error:
+    except (OSError, RuntimeError, ValueError, EOFError, KeyError, SafetensorError, pickle.UnpicklingError) as error:
         if isinstance(error, OSError) and not path.is_file():
             raise
         raise corrupt_file_error(path, error, f"delete the folder {path.parent} to resume from the previous checkpoint "

@@ -47,29 +47,30 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
         raise MiroError(f"{name} = {value!r} is out of range; allowed: {describe_range(low, high, low_open)}")
 
 
-def describe_range(low: float | None, high: float | None, low_open: bool = False) -> str:
+def describe_range(low: float | None, high: float | None, low_open: bool = False, integer: bool = False) -> str:
+    what = "an integer" if integer else "a finite number"
     if low is not None and high is not None:
-        return f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        return f"{what} in {'(' if low_open else '['}{low:g}, {high:g}]"
     if low is not None:
-        return f"a finite number {'>' if low_open else '>='} {low:g}"
+        return f"{what} {'>' if low_open else '>='} {low:g}"
     if high is not None:
-        return f"a finite number <= {high:g}"
-    return "a finite number"
+        return f"{what} <= {high:g}"
+    return what
 
 
 def number(kind: type[int] | type[float] = int, low: float | None = None, high: float | None = None, *,
            low_open: bool = False) -> Callable[[str], float]:
     """An argparse `type=` that parses and range-checks an option (finite; within [low, high])."""
     def parse(text: str) -> float:
+        allowed = describe_range(low, high, low_open, integer=kind is int)
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}; allowed: "
-                                             f"{describe_range(low, high, low_open)}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}; allowed: {allowed}") from None
         try:
             check_range("value", value, low, high, low_open=low_open)
         except MiroError:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: {describe_range(low, high, low_open)}") from None
+            raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: {allowed}") from None
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
