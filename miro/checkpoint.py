@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import shutil
 from collections.abc import Callable
@@ -23,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from miro.errors import MiroError, corrupt_file_error
-from miro.files import atomic_path, remove_leftovers, write_json_atomic
+from miro.errors import MiroError
+from miro.files import atomic_path, read_checked, remove_leftovers, write_json_atomic
 
 STEP_DIR = re.compile(r"^step-(\d{7})$")
 
@@ -80,14 +78,8 @@ def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor],
 
 
 def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
-    """`reader(path)`, with a file that cannot be read as what it should be refused in one line."""
-    try:
-        return reader(path)
-    except (OSError, RuntimeError, ValueError, EOFError, KeyError, SafetensorError, pickle.UnpicklingError) as error:
-        if isinstance(error, OSError) and not path.is_file():
-            raise
-        raise corrupt_file_error(path, error, f"delete the folder {path.parent} to resume from the previous checkpoint "
-                                 "(or restore the file from a copy)") from None
+    return read_checked(path, reader, f"delete the folder {path.parent} to resume from the previous checkpoint "
+                        "(or restore the file from a copy)")
 
 
 def read_json(path: Path) -> Any:

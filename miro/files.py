@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from safetensors import SafetensorError
+
+from miro.errors import corrupt_file_error
+
+T = TypeVar("T")
 
 TEMP = re.compile(r"^\..+\.tmp-(?P<host>[^/]+)-(?P<pid>\d+)$")
 FOREIGN_LEFTOVER_S = 24 * 3600  # a temporary of another host's writer is judged dead after this long
@@ -55,6 +62,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_checked(path: Path, reader: Callable[[Path], T], fix: str) -> T:
+    """`reader(path)`, with a file that cannot be read as what it should be refused in one line naming `fix`.
+
+    (A file that is missing is left to the caller's own message, or to the OS error.)
+    """
+    try:
+        return reader(path)
+    except (OSError, RuntimeError, ValueError, EOFError, KeyError, SafetensorError, pickle.UnpicklingError) as error:
+        if isinstance(error, OSError) and not path.is_file():
+            raise
+        raise corrupt_file_error(path, error, fix) from None
 
 
 def _writer_gone(host: str, pid: int, mtime: float) -> bool:

@@ -238,3 +238,15 @@ def test_as_true_subprocesses_every_command_exits_2_with_one_line(tmp_path: Path
         assert proc.returncode == 2, (argv, err)
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("name", ["images.safetensors", "captions.json"])
+def test_damaged_prepared_data_is_named_with_the_fix(name: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    shutil.copytree(world / "data", tmp_path / "data")
+    target = next((tmp_path / "data").rglob(name))
+    target.write_bytes(target.read_bytes()[:20])  # truncated
+    err = refuse(miro_cli.main, ["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(tmp_path / "data"),
+                                 "--set", "optim.steps=2"], tmp_path, capsys)
+    assert f"{name} is corrupt or truncated" in err and "to prepare the data again" in err
