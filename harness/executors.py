@@ -15,11 +15,17 @@ one process per task, each joining torch.distributed through the variables `Unit
 
 The debug executor runs each unit in this process when it is polled and opens pdb on a failure: use it to
 step through a unit, not to run a sweep.
+
+Trust: a job runs what submitit pickled into the jobs folder, so whoever can write that folder can run code
+as the jobs' user; `make_executor` refuses a jobs folder that others may write. The runner itself unpickles
+nothing from it: it learns how each unit ended from the store's JSON records and the jobs' text logs.
+(A group-writable folder is allowed: a cluster project's group is trusted with its jobs.)
 """
 from __future__ import annotations
 
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -153,6 +159,7 @@ def make_executor(kind: str, folder: Path | str, resources: SlurmResources | Non
         raise unknown_name_error("executor", kind, EXECUTOR_KINDS)
     if kind == "slurm" and shutil.which("sbatch") is None:
         raise MiroError("executor slurm: sbatch is not on PATH; run on a SLURM login node (or start the test cluster: scripts/slurm/start.sh), or use --executor local")
+    check_private(Path(folder))
     inner: submitit.Executor
     if kind == "debug":
         inner = submitit.DebugExecutor(folder)
@@ -163,6 +170,17 @@ def make_executor(kind: str, folder: Path | str, resources: SlurmResources | Non
     executor = Executor(kind, inner, resources)
     inner.update_parameters(**executor.parameters(resources, "miro"))
     return executor
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a jobs folder (or its nearest existing parent) that any user may write."""
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is None or existing != folder and existing.stat().st_mode & stat.S_ISVTX:  # e.g. /tmp: sticky, safe
+        return
+    mode = existing.stat().st_mode
+    if mode & stat.S_IWOTH:
+        raise MiroError(f"jobs folder {existing} is writable by every user (mode {stat.filemode(mode)}): anyone who can write "
+                        f"it can run code in your jobs; run chmod o-w {existing}, or choose another --root")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -109,3 +109,16 @@ def test_a_half_written_claim_is_stale_at_once(tmp_path: Path) -> None:
     assert store.try_claim(key, "me") and store.live_claim(key) == "me"
     assert not store.try_claim(key, "someone else")
     assert [p.name for p in store.unit_dir(key).iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_a_jobs_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    from harness.executors import make_executor
+    from miro.errors import MiroError
+
+    shared = tmp_path / "jobs"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(MiroError, match="writable by every user.*chmod o-w"):
+        make_executor("local", shared / "sweep")
+    shared.chmod(0o775)  # a project group may share it
+    make_executor("local", shared / "sweep")
