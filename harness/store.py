@@ -192,6 +192,9 @@ class Store:
             record = _read_json(path, "rerun the sweep with --retry to redo the unit")
             if record.get("state") not in STATES:
                 raise corrupt_file_error(path, f"unknown state {record.get('state')!r}", "rerun the sweep with --retry to redo the unit")
+            outputs = self.unit_dir(key) / "outputs.json"
+            if record["state"] == "done" and outputs.is_file():  # a finished unit whose outputs were damaged is not finished
+                _read_json(outputs, "rerun the sweep with --retry to redo the unit")
         except MiroError as error:
             return {"state": "failed", "updated": None, "reason": str(error)}
         return dict(record)

@@ -99,6 +99,8 @@ def test_a_damaged_record_shows_on_its_own_unit_and_blocks_nothing_else(tmp_path
     assert store.register("evaluate", {"n": 2}) == garbage and store.inputs(garbage)["inputs"] == {"n": 2}  # rewritten from its key
     store.set_state(bad, "pending")  # --retry writes the record again
     assert store.state(bad) == "pending"
+    (store.unit_dir(good) / "outputs.json").write_text("[1, 2")  # a finished unit whose outputs were damaged
+    assert store.state(good) == "failed" and "outputs.json is corrupt" in str(store.status()[good].detail)
 
 
 def test_a_half_written_claim_is_stale_at_once(tmp_path: Path) -> None:
