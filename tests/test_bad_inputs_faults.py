@@ -124,3 +124,20 @@ def test_a_jobs_folder_others_may_write_is_refused(tmp_path: Path) -> None:
         make_executor("local", shared / "sweep")
     shared.chmod(0o775)  # a project group may share it
     make_executor("local", shared / "sweep")
+
+
+def test_sweep_status_reads_past_damaged_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.sweep import main
+
+    main(["smoke", "--root", str(tmp_path), "--status"])  # registers the plan's units
+    units = sorted((tmp_path / "store" / "units").iterdir())
+    train = next(u for u in units if u.name.startswith("train-"))
+    (train / "status.json").write_text('{"state": ')
+    data = next(u for u in units if u.name.startswith("data-"))
+    (data / "inputs.json").write_text("garbage")
+    capsys.readouterr()
+    main(["smoke", "--root", str(tmp_path), "--status"])
+    out = capsys.readouterr().out
+    assert "status.json is corrupt or truncated" in out and "--retry" in out  # the damaged unit, in the table
+    assert "blocked" in out  # its evaluations wait on it; nothing else is stopped
+    assert json.loads((data / "inputs.json").read_text())["kind"] == "data"  # rewritten from its key
