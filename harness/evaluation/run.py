@@ -41,7 +41,7 @@ from miro.data.shapes import ShapesWorldConfig
 from miro.data.sources import decode_image
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError, unknown_name_error
-from miro.files import write_text_atomic
+from miro.files import remove_leftovers, write_text_atomic
 from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
 
@@ -178,6 +178,7 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     start = time.perf_counter()
     out, gen = Path(out), options.generation
     check_options(generator, options)
+    remove_leftovers(out)  # temporaries of a killed run's records (its images' are cleared per prompt)
     config, device = generator.config, str(generator.device)
     world = world_of(config)
     prompts = plan_prompts(options, world)
