@@ -16,6 +16,9 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
 
+from harness.evaluation.generate import image_path
+from harness.evaluation.run import images_folder
+from harness.evaluation.summary import image_key
 from harness.plan import Plan
 from harness.store import Store
 from harness.study import config_diff
@@ -112,7 +115,9 @@ def write_grids(store: Store, chosen: dict[str, PlannedUnit], folder: Path) -> N
     for arm, planned in chosen.items():
         rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
         rows = rows[rows["prompt_index"].isin(sorted(rows["prompt_index"].unique())[:GRID_PROMPTS])]
-        images = [pil_to_tensor(Image.open(f).convert("RGB")) for f in rows.sort_values(["prompt_index", "sample"])["file"]]
+        work = store.work_dir(planned.unit.key)  # images are found from their (prompt, sample): the store may have moved
+        images = [pil_to_tensor(Image.open(image_path(images_folder(work), p, k)).convert("RGB"))
+                  for p, k in rows.sort_values(["prompt_index", "sample"])[["prompt_index", "sample"]].itertuples(index=False)]
         if images:
             grid = make_grid(torch.stack(images).float() / 255, nrow=int(rows["sample"].nunique()), padding=1)
             save_image(torch.nn.functional.interpolate(grid[None], scale_factor=2, mode="nearest")[0], folder / f"{arm}.png")
@@ -128,7 +133,7 @@ def write_failures(store: Store, chosen: dict[str, PlannedUnit], results: Path) 
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
         for n, row in enumerate([r for r in rows if not r["correct"]][:FAILURES_PER_ARM]):
             target = images / f"{arm}-{n}.png"
-            shutil.copyfile(row["filename"], target)
+            shutil.copyfile(image_path(images_folder(store.work_dir(planned.unit.key)), *image_key(row["filename"])), target)
             lines.append({"arm": arm, "seed": planned.seed, "step": planned.step, "prompt": row["prompt"], "tag": row["tag"],
                           "reason": row["reason"], "image": str(target.relative_to(results.parent))})
     (results / "geneval_failures.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))

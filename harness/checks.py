@@ -103,8 +103,15 @@ def study_problems(study: Study) -> list[str]:
             TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts)
         except MiroError as err:
             problems.append(str(err))
+    if study.tuning is not None and study.tuning.samples_per_prompt < 1:
+        problems.append(f"tuning.samples_per_prompt = {study.tuning.samples_per_prompt} must be >= 1")
     if study.control is not None:
         _prompts("control.prompts", study.control.prompts, problems)
+        if study.control.samples_per_prompt < 1:
+            problems.append(f"control.samples_per_prompt = {study.control.samples_per_prompt} must be >= 1")
+        outside = [v for v in study.control.values if not 0 <= v <= 1]
+        if outside or not study.control.values:
+            problems.append(f"control.values = {list(study.control.values)}: give at least one target, each in [0, 1]")
     allowed = [f.name for f in fields(SlurmResources)]
     for group, members in stages.groups.items():
         outside = [n for n in members if n not in stages.annotate]

@@ -15,11 +15,17 @@ one process per task, each joining torch.distributed through the variables `Unit
 
 The debug executor runs each unit in this process when it is polled and opens pdb on a failure: use it to
 step through a unit, not to run a sweep.
+
+Trust: a job runs what submitit pickled into the jobs folder, so whoever can write that folder can run code
+as the jobs' user; `make_executor` refuses a jobs folder that others may write. The runner itself unpickles
+nothing from it: it learns how each unit ended from the store's JSON records and the jobs' text logs.
+(A group-writable folder is allowed: a cluster project's group is trusted with its jobs.)
 """
 from __future__ import annotations
 
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -40,6 +46,7 @@ from miro.errors import MiroError, did_you_mean, unknown_name_error
 EXECUTOR_KINDS = ("local", "debug", "slurm")
 DEFAULT_POLL_S = {"slurm": 30.0, "local": 1.0, "debug": 1.0}
 MIN_POLL_S = 1.0
+LOG_TAIL_LINES = 200  # of a job's stderr, searched for the traceback of a unit that could not record its failure
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # what a job's python must find on its path
 
 
@@ -111,15 +118,37 @@ class Executor:
     resources: SlurmResources
 
     def parameters(self, resources: SlurmResources, name: str) -> dict[str, Any]:
-        if self.kind == "slurm":
-            return _slurm_parameters(resources, name)
-        if resources.nodes > 1 or (self.kind == "debug" and resources.tasks_per_node > 1):
-            raise MiroError(f"the {self.kind} executor runs on one node{' in one process' if self.kind == 'debug' else ''}: "
-                            f"lower nodes / tasks_per_node, or use the slurm executor")
-        if self.kind == "debug":
-            return {}
-        return {"timeout_min": resources.time_min, "tasks_per_node": resources.tasks_per_node,
-                "gpus_per_node": resources.gpus_per_node, "signal_delay_s": resources.signal_delay_s}
+        return job_parameters(self.kind, resources, name)
+
+
+def job_parameters(kind: str, resources: SlurmResources, name: str) -> dict[str, Any]:
+    """The submitit parameters of one job of executor `kind`, refusing what that executor cannot run."""
+    if kind == "slurm":
+        return _slurm_parameters(resources, name)
+    if resources.nodes > 1 or (kind == "debug" and resources.tasks_per_node > 1):
+        raise MiroError(f"the {kind} executor runs on one node{' in one process' if kind == 'debug' else ''}: "
+                        f"lower nodes / tasks_per_node, or use the slurm executor")
+    if kind == "debug":
+        return {}
+    return {"timeout_min": resources.time_min, "tasks_per_node": resources.tasks_per_node,
+            "gpus_per_node": resources.gpus_per_node, "signal_delay_s": resources.signal_delay_s}
+
+
+def check_units(kind: str, resources: SlurmResources, store: Store, units: Sequence[Unit], functions: Mapping[str, str]) -> None:
+    """Refuse a mis-specified run before anything is submitted (also what a sweep's --dry-run checks)."""
+    keys = {unit.key for unit in units}
+    if len(keys) != len(units):
+        raise MiroError("submit_units got the same unit key twice: deduplicate the units first")
+    for unit in units:
+        if unit.kind not in functions:
+            raise MiroError(f'no function for unit kind "{unit.kind}"{did_you_mean(unit.kind, functions)}: '
+                            f'pass functions={{"{unit.kind}": "module:function"}}')
+        resolve_function(functions[unit.kind])
+        store.inputs(unit.key)
+        job_parameters(kind, resources.override(unit.resources), unit.kind)
+        for dep in unit.depends_on:
+            if dep not in keys and store.state(dep) != "done":
+                raise MiroError(f"unit {unit.key} depends on {dep}, which is neither in this run nor done in the store")
 
 
 def make_executor(kind: str, folder: Path | str, resources: SlurmResources | None = None, *, max_timeouts: int = 20) -> Executor:
@@ -130,6 +159,7 @@ def make_executor(kind: str, folder: Path | str, resources: SlurmResources | Non
         raise unknown_name_error("executor", kind, EXECUTOR_KINDS)
     if kind == "slurm" and shutil.which("sbatch") is None:
         raise MiroError("executor slurm: sbatch is not on PATH; run on a SLURM login node (or start the test cluster: scripts/slurm/start.sh), or use --executor local")
+    check_private(Path(folder))
     inner: submitit.Executor
     if kind == "debug":
         inner = submitit.DebugExecutor(folder)
@@ -140,6 +170,17 @@ def make_executor(kind: str, folder: Path | str, resources: SlurmResources | Non
     executor = Executor(kind, inner, resources)
     inner.update_parameters(**executor.parameters(resources, "miro"))
     return executor
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a jobs folder (or its nearest existing parent) that any user may write."""
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is None or existing != folder and existing.stat().st_mode & stat.S_ISVTX:  # e.g. /tmp: sticky, safe
+        return
+    mode = existing.stat().st_mode
+    if mode & stat.S_IWOTH:
+        raise MiroError(f"jobs folder {existing} is writable by every user (mode {stat.filemode(mode)}): anyone who can write "
+                        f"it can run code in your jobs; run chmod o-w {existing}, or choose another --root")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,15 +195,25 @@ def _finished(jobs: Sequence[submitit.Job[Any]]) -> list[bool]:
 
 
 def _outcome(job: submitit.Job[Any]) -> str:
-    """What rank 0's function returned ("done" or "busy"), "error: ..." or "no result" (killed)."""
-    if not isinstance(job, DebugJob):
-        if not job.task(0).paths.result_pickle.exists() and "COMPLETED" not in _scheduler_state(job):
-            return "no result"  # (for a COMPLETED job, result() waits a while for a shared FS to show the file)
-        job = job.task(0)
+    """How a job ended that left its unit unrecorded: "error: <traceback>" or "no result" (killed).
+
+    Read from the job's own text log, never from its result pickle: the runner unpickles nothing from the
+    jobs folder, so a file planted there cannot run code in the runner. (What it trusts instead is the
+    store's JSON, written by the unit's runner: see `UnitRun._settle`.) The debug executor ran the unit in
+    this very process, so its outcome is the call's own.
+    """
+    if isinstance(job, DebugJob):
+        try:
+            return str(job.result())
+        except Exception as error:
+            return f"error: {error}"
+    log = job.task(0).paths.stderr
     try:
-        return str(job.result())
-    except Exception as error:  # submitit's FailedJobError carries the remote traceback
-        return f"error: {error}"
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        return "no result"
+    start = max((i for i, line in enumerate(lines) if line.startswith("Traceback")), default=None)
+    return "error: " + "\n".join(lines[start:]) if start is not None else "no result"
 
 
 def _scheduler_state(job: submitit.Job[Any]) -> str:
@@ -191,28 +242,13 @@ class UnitRun:
         self.executor, self.store, self.fail_fast, self.progress = executor, store, fail_fast, progress
         self.max_running = max_running
         self.poll_s = max(MIN_POLL_S, DEFAULT_POLL_S[executor.kind] if poll_s is None else poll_s)
+        check_units(executor.kind, executor.resources, store, units, functions)
         self.units = {unit.key: unit for unit in units}
-        if len(self.units) != len(units):
-            raise MiroError("submit_units got the same unit key twice: deduplicate the units first")
         self.functions = dict(functions)
         self.jobs: dict[str, submitit.Job[Any]] = {}
         self.states: dict[str, str] = {}
         self.watched: set[str] = set()  # units another runner was seen working on
         self.stopped = False
-        self._check()
-
-    def _check(self) -> None:
-        """Refuse a mis-specified run before anything is submitted."""
-        for unit in self.units.values():
-            if unit.kind not in self.functions:
-                raise MiroError(f'no function for unit kind "{unit.kind}"{did_you_mean(unit.kind, self.functions)}: '
-                                f'pass functions={{"{unit.kind}": "module:function"}}')
-            resolve_function(self.functions[unit.kind])
-            self.store.inputs(unit.key)
-            self.executor.parameters(self.executor.resources.override(unit.resources), unit.kind)
-            for dep in unit.depends_on:
-                if dep not in self.units and self.store.state(dep) != "done":
-                    raise MiroError(f"unit {unit.key} depends on {dep}, which is neither in this run nor done in the store")
 
     # ---- one step: settle ended jobs, then submit what is ready ----------------------------------
     def step(self) -> bool:
@@ -268,12 +304,12 @@ class UnitRun:
 
     def _settle(self, key: str, job: submitit.Job[Any]) -> None:
         """Record the end of a job whose unit the runner could not record itself (killed, or failed early)."""
-        outcome, state = _outcome(job), self.store.state(key)
-        if outcome == "busy":
-            self.watched.add(key)  # another runner has it: watch, and take over if its claim goes stale
+        state = self.store.state(key)
+        if state not in FINAL_STATES and self.store.live_claim(key) not in (None, owner_token(self.executor.kind, job.job_id)):
+            self.watched.add(key)  # the job found another runner on it ("busy"): watch, take over if its claim goes stale
             return
         if state not in FINAL_STATES:
-            scheduler = _scheduler_state(job)
+            outcome, scheduler = _outcome(job), _scheduler_state(job)
             where = f"job {job.job_id} ({self.executor.kind}) ended {scheduler} with {outcome.splitlines()[0]}; logs: {job.task(0).paths.stderr}"
             if scheduler.upper().startswith("CANCELLED"):
                 self.store.set_state(key, "cancelled", reason=where, job_id=job.job_id)

@@ -12,8 +12,15 @@ compute it once, and a finished unit is skipped when a sweep is run again. Layou
     claim.json     present while a runner owns the unit
     work/          the unit function's own folder (checkpoints, images, ...); nothing here ever deletes it
 
-Concurrency: a runner claims a unit by creating claim.json with O_EXCL, which is atomic on local disks and on
-NFS v3+/Lustre/GPFS, naming itself by an owner string (harness.units.owner_token: the job id inside a job,
+Paths a unit records in outputs.json are written relative to the store's root, so a store moved to another
+mount (or seen under another path by a compute node) still reads; `Store.path` resolves them. Records are
+replaced atomically (miro.files); a record damaged from outside (a truncated status.json, a garbage
+inputs.json) is reported on that unit alone, with the fix, and never stops other units or `--status`.
+
+Concurrency: a runner claims a unit by hard-linking a fully written claim file to claim.json (a link fails
+when the name exists, atomically on local disks and on NFS v3+/Lustre/GPFS, like O_EXCL), so a claim is
+never seen half-written: a claim.json that does not parse was damaged and is stale at once. The claim
+names its runner by an owner string (harness.units.owner_token: the job id inside a job,
 so a requeued job takes its own claim back). While it works it touches the claim every `heartbeat_s`. A claim
 is stale, and another runner may take it over, when its heartbeat is older than `stale_after_s`, or at once
 when it names a process on this host that no longer exists. Breaking a stale claim renames it to a unique
@@ -37,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from miro.errors import MiroError
-from miro.manifest import write_json_atomic
+from miro.errors import MiroError, corrupt_file_error
+from miro.files import remove_leftovers, temp_path, write_json_atomic
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -87,6 +94,14 @@ def _pid_gone(host: str, pid: int) -> bool:
     return False
 
 
+def _read_json(path: Path, fix: str = "move the unit's folder away and run again") -> Any:
+    """A record of the store, or a one-line error naming the file and the fix when it does not parse."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise corrupt_file_error(path, error, fix) from None
+
+
 def _claim_content(owner: str) -> dict[str, Any]:
     return {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -132,14 +147,28 @@ class Store:
         """The unit function's own folder."""
         return self.unit_dir(key) / "work"
 
+    def path(self, recorded: str) -> Path:
+        """An absolute path for a path recorded in the store (relative to its root, or absolute)."""
+        return self.root / recorded
+
     def register(self, kind: str, inputs: dict[str, Any]) -> str:
-        """Create the unit's folder (once) and return its key; registering again is a no-op."""
+        """Create the unit's folder (once) and return its key; registering again is a no-op.
+
+        A damaged inputs.json is written again: its content is what the key hashes, so it is known.
+        """
         key = unit_key(kind, inputs)
         folder = self.unit_dir(key)
         path = folder / "inputs.json"
         record = json.loads(canonical_json({"kind": kind, "inputs": inputs}))
         if path.is_file():
-            if json.loads(path.read_text()) != record:
+            remove_leftovers(folder)  # temporaries of records whose writers were killed
+            try:
+                existing = _read_json(path)
+            except MiroError:
+                write_json_atomic(path, record)
+                self.log_event(key, "inputs repaired", reason=f"{path} did not parse; rewritten from the key's inputs")
+                return key
+            if existing != record:
                 raise MiroError(f"{path} does not match its key {key}: the store is corrupt; move the folder away and run again")
             return key
         (folder / "work").mkdir(parents=True, exist_ok=True)
@@ -152,12 +181,23 @@ class Store:
         path = self.unit_dir(key) / "inputs.json"
         if not path.is_file():
             raise MiroError(f"unit {key} is not in the store at {self.root}: register it first (Store.register)")
-        return json.loads(path.read_text())
+        return dict(_read_json(path, "register the unit again (rerun the sweep) to rewrite it"))
 
     def record(self, key: str) -> dict[str, Any]:
-        """The unit's status record ({"state": ..., "updated": ..., ...})."""
+        """The unit's status record ({"state": ..., "updated": ..., ...}); a damaged one reads as failed, with the fix."""
         path = self.unit_dir(key) / "status.json"
-        return json.loads(path.read_text()) if path.is_file() else {"state": "pending", "updated": None}
+        if not path.is_file():
+            return {"state": "pending", "updated": None}
+        try:
+            record = _read_json(path, "rerun the sweep with --retry to redo the unit")
+            if record.get("state") not in STATES:
+                raise corrupt_file_error(path, f"unknown state {record.get('state')!r}", "rerun the sweep with --retry to redo the unit")
+            outputs = self.unit_dir(key) / "outputs.json"
+            if record["state"] == "done" and outputs.is_file():  # a finished unit whose outputs were damaged is not finished
+                _read_json(outputs, "rerun the sweep with --retry to redo the unit")
+        except MiroError as error:
+            return {"state": "failed", "updated": None, "reason": str(error)}
+        return dict(record)
 
     def state(self, key: str) -> str:
         return str(self.record(key)["state"])
@@ -178,22 +218,37 @@ class Store:
             log.write(json.dumps(line, default=str) + "\n")
 
     def attempts(self, key: str) -> int:
-        """How many times a runner has started the unit (requeues included), from events.jsonl."""
+        """How many times a runner has started the unit (requeues included), from events.jsonl (a torn last line is skipped)."""
         path = self.unit_dir(key) / "events.jsonl"
-        lines = path.read_text().splitlines() if path.is_file() else []
-        return sum(json.loads(line)["event"] == "running" for line in lines)
+        count = 0
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            try:
+                count += json.loads(line).get("event") == "running"
+            except (json.JSONDecodeError, AttributeError):
+                continue
+        return count
 
     def write_outputs(self, key: str, outputs: dict[str, Any]) -> None:
-        write_json_atomic(self.unit_dir(key) / "outputs.json", outputs)
+        """Record what the unit's function returned; paths inside the store are written relative to its root."""
+        write_json_atomic(self.unit_dir(key) / "outputs.json", self._relative(outputs))
+
+    def _relative(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self._relative(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._relative(v) for v in value]
+        if isinstance(value, (str, Path)) and Path(value).is_absolute() and Path(value).is_relative_to(self.root):
+            return Path(value).relative_to(self.root).as_posix()
+        return value
 
     def outputs(self, key: str) -> dict[str, Any]:
         path = self.unit_dir(key) / "outputs.json"
         if not path.is_file():
             raise MiroError(f"unit {key} has no outputs yet (state: {self.state(key)})")
-        return json.loads(path.read_text())
+        return dict(_read_json(path, "rerun the sweep with --retry to redo the unit"))
 
     def status(self) -> dict[str, UnitStatus]:
-        """A summary line per unit in the store."""
+        """A summary line per unit in the store; a damaged record shows on its unit's line."""
         summary: dict[str, UnitStatus] = {}
         folder = self.root / "units"
         for unit in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -201,7 +256,7 @@ class Store:
                 continue
             record = self.record(unit.name)
             summary[unit.name] = UnitStatus(
-                key=unit.name, kind=json.loads((unit / "inputs.json").read_text())["kind"], state=record["state"],
+                key=unit.name, kind=unit.name.rsplit("-", 1)[0], state=record["state"],
                 updated=record.get("updated"), detail=_detail(record), claimed_by=self.live_claim(unit.name))
         return summary
 
@@ -220,12 +275,14 @@ class Store:
             content = json.loads(text)
         except json.JSONDecodeError:
             content = {}
-        return content, time.time() - mtime
+        return (content if isinstance(content, dict) else {}), time.time() - mtime
 
     def _is_stale(self, claim: tuple[dict[str, Any], float]) -> bool:
+        """Stale: its heartbeat is old, its process is gone, or it does not parse (claims are linked in whole)."""
         content, age = claim
-        gone = "host" in content and "pid" in content and _pid_gone(content["host"], int(content["pid"]))
-        return gone or age > self.stale_after_s
+        if not {"owner", "host", "pid"} <= content.keys():
+            return True
+        return _pid_gone(str(content["host"]), int(content["pid"])) or age > self.stale_after_s
 
     def live_claim(self, key: str) -> str | None:
         """The owner of a claim that is not stale, else None."""
@@ -237,20 +294,22 @@ class Store:
     def try_claim(self, key: str, owner: str) -> bool:
         """Claim the unit for `owner`: True if it is now theirs (new, already theirs, or taken over when stale)."""
         for _ in range(3):
+            tmp = temp_path(self._claim_path(key))
+            tmp.write_text(json.dumps(_claim_content(owner)))
             try:
-                fd = os.open(self._claim_path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.link(tmp, self._claim_path(key))  # atomic, fails when a claim exists (O_EXCL semantics)
             except FileExistsError:
                 claim = self._read_claim(key)
                 if claim is None:
                     continue  # released meanwhile
                 if claim[0].get("owner") == owner:
-                    write_json_atomic(self._claim_path(key), _claim_content(owner))  # a requeued job: new pid
+                    os.replace(tmp, self._claim_path(key))  # a requeued job: new pid
                     return True
+                tmp.unlink()
                 if not self._is_stale(claim) or not self._break_claim(key, claim[0]):
                     return False
                 continue
-            with os.fdopen(fd, "w") as out:
-                out.write(json.dumps(_claim_content(owner)))
+            tmp.unlink()
             return True
         return False
 
@@ -265,6 +324,7 @@ class Store:
             moved = json.loads(tombstone.read_text())
         except json.JSONDecodeError:
             moved = {}
+        moved = moved if isinstance(moved, dict) else {}
         if moved != seen:  # we moved a fresh claim: put it back unless someone claimed meanwhile
             try:
                 os.link(tombstone, self._claim_path(key))

@@ -6,12 +6,19 @@
 
 Rerunning the same command resumes: finished units are skipped, interrupted training continues from its
 last checkpoint, and units another sweep already computed are reused. Ends by printing the report's path.
+
+Every option is checked before any unit runs, and `--dry-run` checks exactly what a real run does. A
+finished report is never replaced by a worse one: when units fail, the sweep keeps the last complete
+report and its results, writes the partial one beside it in <sweep>.partial/, prints a table of the failed
+and blocked units (kind, unit, last traceback line, log file; `--status` prints the same) and exits
+non-zero.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -21,13 +28,15 @@ from typing import Any
 from harness.aggregate import aggregate
 from harness.checks import validate
 from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
-from harness.executors import SlurmResources, make_executor, render_sbatch, retry, submit_units
+from harness.executors import SlurmResources, check_units, job_parameters, make_executor, render_sbatch, retry, submit_units
 from harness.plan import Plan, plan_study
 from harness.store import Store
 from harness.study_file import builtin_names, load_study
 from harness.tasks import run_dir
 from harness.units import KINDS, PlannedUnit, resolve_function
-from miro.errors import MiroError
+from miro.checks import check_run_config
+from miro.errors import CommandParser, MiroError, number, one_line_errors
+from miro.files import write_json_atomic
 
 ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
 # the report, named rather than imported: reports/ reads harness/, never the other way round
@@ -35,7 +44,7 @@ REPORT = "reports.build:build_report"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog="python -m harness.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", nargs="?", default="default",
                    help=f"a built-in study ({', '.join(builtin_names())}) or a study file: my_study.py, or my_study.py:NAME")
     p.add_argument("--data", default="", help="the study's data (e.g. webdataset shards), for studies that take one")
@@ -49,21 +58,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print each unit's state and exit")
     p.add_argument("--retry", action="store_true", help="resubmit only the units that failed")
     p.add_argument("--fail-fast", action="store_true", help="cancel everything when a unit fails")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per unit (local: units run side by side)")
-    p.add_argument("--poll-s", type=float, help="seconds between polls of the executor (default: 30 on SLURM, 1 locally)")
-    p.add_argument("--max-parallel", type=int, default=2, help="units running at once on the local executor")
+    p.add_argument("--threads", type=number(int, 1), default=1, help="torch threads per unit (local: units run side by side)")
+    p.add_argument("--poll-s", type=number(float, 0, low_open=True), help="seconds between polls of the executor (default: 30 on SLURM, 1 locally)")
+    p.add_argument("--max-parallel", type=number(int, 1), default=2, help="units running at once on the local executor")
     s = p.add_argument_group("SLURM defaults (per job; the study's resources per unit kind override them)")
     s.add_argument("--partition")
     s.add_argument("--account")
     s.add_argument("--qos")
-    s.add_argument("--time-min", type=int, default=60)
-    s.add_argument("--gpus-per-node", type=int, default=0)
-    s.add_argument("--tasks-per-node", type=int, default=1)
-    s.add_argument("--nodes", type=int, default=1)
-    s.add_argument("--cpus-per-task", type=int, default=2)
-    s.add_argument("--mem-gb", type=float)
+    s.add_argument("--time-min", type=number(int, 3), default=60)
+    s.add_argument("--gpus-per-node", type=number(int, 0), default=0)
+    s.add_argument("--tasks-per-node", type=number(int, 1), default=1)
+    s.add_argument("--nodes", type=number(int, 1), default=1)
+    s.add_argument("--cpus-per-task", type=number(int, 1), default=2)
+    s.add_argument("--mem-gb", type=number(float, 0, low_open=True))
     s.add_argument("--constraint")
-    s.add_argument("--array-parallelism", type=int, default=256)
+    s.add_argument("--array-parallelism", type=number(int, 1), default=256)
     s.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
     return p
 
@@ -129,14 +138,103 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
             print(render_sbatch(defaults.override(json.loads(asked)), Path(args.root) / "jobs", name=kind, array_size=array))
 
 
-def run(args: argparse.Namespace) -> Path:
+def checked(args: argparse.Namespace) -> tuple[Plan, Store]:
+    """Check every option, then plan: the same for a run, --dry-run and --status, before any unit runs."""
     chosen = load_study(args.study, {"data": args.data, "weights": args.weights}, args.set)
     validate(chosen)
-    root = Path(args.root)
-    store = Store(root / "store")
+    slurm = resources(args)
+    for arm in chosen.arms:
+        try:
+            check_run_config(arm.config)
+        except MiroError as error:
+            raise MiroError(f"study {chosen.name}, arm {arm.name}: {error}") from None
+    job_parameters(args.executor, slurm, "miro")  # e.g. several nodes on the local executor: refused before the store is touched
+    if args.executor == "slurm" and not (args.dry_run or args.status):
+        make_executor("slurm", Path(args.root) / "jobs" / chosen.name, slurm)  # refuses a machine without sbatch
+    store = Store(Path(args.root) / "store")
     plan = plan_study(chosen, store, threads=args.threads)
+    check_units(args.executor, slurm, store, [planned.unit for _, wave in plan.waves for planned in wave], KINDS)
+    return plan, store
+
+
+def problems(plan: Plan, store: Store, states: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """The plan's failed, cancelled and blocked units, each with why (the last traceback line) and its log file."""
+    by_key = {planned.unit.key: planned for _, wave in plan.waves for planned in wave}
+    state = {key: (states or {}).get(key) or store.state(key) for key in by_key}
+    for _, wave in plan.waves:  # waves are in dependency order: a unit after a failed one is blocked
+        for planned in wave:
+            deps = [d for d in planned.unit.depends_on if state.get(d) in ("failed", "cancelled", "blocked")]
+            if deps and state[planned.unit.key] not in ("done", "failed", "cancelled"):
+                state[planned.unit.key] = "blocked"
+    statuses = store.status()
+    rows = []
+    for key, planned in by_key.items():
+        if state[key] not in ("failed", "cancelled", "blocked"):
+            continue
+        record = store.record(key)
+        if state[key] == "blocked":
+            first = next(d for d in planned.unit.depends_on if state.get(d) in ("failed", "cancelled", "blocked"))
+            why = f"needs {by_key[first].label if first in by_key else first} ({state.get(first)})"
+        else:
+            why = (statuses[key].detail if key in statuses else None) or "no traceback recorded"
+        found = re.search(r"logs: (\S+)", str(record.get("reason", "")))
+        log = str(record.get("stderr") or (found.group(1) if found else "-"))
+        rows.append({"state": state[key], "kind": planned.unit.kind, "unit": planned.label, "why": why, "log": log})
+    return rows
+
+
+def print_problems(rows: list[dict[str, str]]) -> None:
+    if not rows:
+        return
+    print(f"{len(rows)} units failed or blocked (fix the cause, then rerun with --retry):")
+    width = max(len(r["unit"]) for r in rows)
+    for r in rows:
+        print(f"  {r['state']:9s} {r['kind']:8s} {r['unit']:{width}s}  {r['why']}\n  {'':9s} {'':8s} {'':{width}s}  log: {r['log']}")
+
+
+def _finished_units(sweep_dir: Path) -> tuple[float, float] | None:
+    """(finished, expected) units of the report in `sweep_dir`, None when there is none; an unreadable one counts as complete."""
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return float(record["finished_units"]), float(record["expected_units"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError):
+        return 1.0, 1.0  # never overwrite what cannot be judged
+
+
+def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
+    """Gather results and build the report; (report path, whether it is a partial one written beside the kept one).
+
+    The sweep folder is replaced only by a complete result, or when it holds no better one; else the
+    result goes to <sweep>.partial/, marked partial in its title line. Stale files never survive a rewrite.
+    """
+    units: list[PlannedUnit] = [planned for _, wave in plan.waves for planned in wave]
+    finished, expected = sum(store.state(u.unit.key) == "done" for u in units), len(units)
+    kept = _finished_units(sweep_dir)
+    partial = finished < expected and kept is not None and (kept[0] >= kept[1] or kept[0] > finished)
+    target = sweep_dir.with_name(f"{sweep_dir.name}.partial") if partial else sweep_dir
+    for stale in ("results", "report_tables"):
+        shutil.rmtree(target / stale, ignore_errors=True)
+    aggregate(plan, store, target)
+    if partial:
+        record = json.loads((target / "sweep.json").read_text())
+        record["description"] = (f"PARTIAL: {finished} of {expected} units finished; the last complete report is kept in "
+                                 f"{sweep_dir}. {record['description']}")
+        write_json_atomic(target / "sweep.json", record)
+    elif finished == expected:
+        shutil.rmtree(sweep_dir.with_name(f"{sweep_dir.name}.partial"), ignore_errors=True)
+    built: Any = resolve_function(REPORT)(target)  # reports.build.Built
+    return built.html, partial
+
+
+def run(args: argparse.Namespace) -> Path:
+    plan, store = checked(args)
+    chosen, root = plan.study, Path(args.root)
     if args.dry_run or args.status:
         print_plan(plan, store, args)
+        print_problems(problems(plan, store))
         return root
     executor = make_executor(args.executor, root / "jobs" / chosen.name, resources(args))
     units = [planned.unit for _, wave in plan.waves for planned in wave]
@@ -145,21 +243,22 @@ def run(args: argparse.Namespace) -> Path:
     outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
                      poll_s=args.poll_s).wait()  # type: ignore[operator]
     failed = {key: state for key, state in outcome.items() if state != "done"}
-    sweep_dir = aggregate(plan, store, root / "sweeps" / chosen.name)
-    built: Any = resolve_function(REPORT)(sweep_dir)  # reports.build.Built
+    html, partial = publish(plan, store, root / "sweeps" / chosen.name)
     print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
-    statuses = store.status()
-    for key, state in sorted(failed.items()):
-        print(f"  {state}: {key}  {statuses[key].detail if key in statuses else ''}")
-    print(built.html)
-    return built.html
+    print(html)
+    rows = problems(plan, store, outcome)
+    print_problems(rows)
+    if rows:
+        kept = f"; the last complete report is kept in {root / 'sweeps' / chosen.name}, this partial one is {html}" if partial else ""
+        raise MiroError(f"{len(rows)} units of study {chosen.name} failed or are blocked (table above){kept}; "
+                        "fix the cause and rerun with --retry")
+    return html
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        run(parser().parse_args(argv))
-    except MiroError as err:
-        sys.exit(f"error: {err}")
+    args = parser().parse_args(argv)
+    with one_line_errors():
+        run(args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 
 from harness.evaluation import EvaluationOptions, GenerationOptions, evaluate
-from miro.errors import MiroError
+from miro.errors import MiroError, check_range
 from miro.inference import load_generator
 from miro.manifest import write_json_atomic
 from miro.sample import guidance_branches
@@ -51,6 +51,15 @@ class TuneOptions:
             raise MiroError(f'tune prompts = "{self.prompts}" is a test split; tune on a validation split (e.g. shapes-validation) so reports stay unbiased')
         if self.trials < 1 or self.guidance[0] > self.guidance[1] or self.target_range[0] > self.target_range[1]:
             raise MiroError("tune: trials must be >= 1 and every range (low, high) must have low <= high")
+        for value in (*self.guidance, *self.target_range):
+            check_range("tune range bound", value)
+        check_range("tune target range", self.target_range[0], 0, 1)
+        check_range("tune target range", self.target_range[1], 0, 1)
+        for steps in self.steps:
+            check_range("tune steps", steps, 1)
+        unknown = set(self.minimise) - set(self.objectives)
+        if unknown:
+            raise MiroError(f"tune: --minimise {', '.join(sorted(unknown))} is not among the objectives ({', '.join(self.objectives)}); add it with --objective")
 
 
 def storage_for(folder: Path, options: TuneOptions) -> optuna.storages.BaseStorage | str:
@@ -111,21 +120,22 @@ def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progr
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
-    import sys
 
-    p = argparse.ArgumentParser(prog="python -m harness.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from miro.errors import CommandParser, number, one_line_errors
+
+    p = CommandParser(prog="python -m harness.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its last checkpoint)")
     p.add_argument("--out", required=True, help="study folder (rerun to resume)")
     p.add_argument("--objective", action="append", default=[], help="metric to maximise (repeat for a Pareto front)")
     p.add_argument("--minimise", action="append", default=[], help="an objective to minimise instead (e.g. fid)")
-    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--trials", type=number(int, 1), default=12)
     p.add_argument("--prompts", default="shapes-validation")
     p.add_argument("--storage", default="", help="RDB URL shared by many jobs (default: a journal file in --out)")
     p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward, for shapes checkpoints)")
     p.add_argument("--scorer-option", nargs="*", default=[], metavar="NAME.KEY=VALUE", help="e.g. pickscore.model_dir=/weights/PickScore_v1")
     p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS) with the scorers' options")
     args = p.parse_args(argv)
-    try:
+    with one_line_errors():
         from miro import weights_file
 
         weights = weights_file.load(args.weights)
@@ -134,8 +144,6 @@ def main(argv: list[str] | None = None) -> None:
                               trials=args.trials, prompts=args.prompts, storage=args.storage,
                               scorers=tuple(args.scorers) if args.scorers else None, scorer_options=scorer_options)
         result = tune(args.checkpoint, args.out, options, weights=weights)
-    except MiroError as err:
-        sys.exit(f"error: {err}")
     print(json.dumps([t for t in result["trials"] if t["pareto"]], indent=1))
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from miro.checks import check_run_config
 from miro.cli_data import add_commands
 from miro.config import to_dict, with_overrides
-from miro.errors import MiroError
+from miro.errors import CommandParser, MiroError, number, one_line_errors
 from miro.presets import PRESETS, preset
 
 
@@ -36,6 +36,7 @@ def train_command(args: argparse.Namespace) -> None:
              "latents.vae_path": weights.path("vae") if "vae" in weights.entries else "", **given}
     base = preset(args.preset, paths)
     cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
+    check_run_config(cfg)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return
@@ -56,9 +57,12 @@ def sample_command(args: argparse.Namespace) -> None:
     from miro.sample import guidance_branches, sample
     from miro.seeding import seed_for
 
+    if not Path(args.out).parent.is_dir():
+        raise MiroError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist; create it or choose another path")
+    targets = dict(_pair(t) for t in args.target)
     gen = load_generator(args.checkpoint, weights=weights_file.load(args.weights))
     s = gen.config.sample
-    s = replace(s, positive_targets={**s.positive_targets, **dict(_pair(t) for t in args.target)})
+    s = replace(s, positive_targets={**s.positive_targets, **targets})
     positive, negative = guidance_branches(s, gen.model.reward_names)
     captions = [c for c in args.caption for _ in range(args.samples)]
     seeds = [seed_for(c, i, args.seed) for c in args.caption for i in range(args.samples)]
@@ -81,13 +85,16 @@ def import_command(args: argparse.Namespace) -> None:
 def _pair(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
-        return name, float(value)
+        number = float(value)
     except ValueError:
         raise MiroError(f'--target "{text}" is not of the form name=value (e.g. shapes_quality=0.5)') from None
+    if not 0 <= number <= 1:
+        raise MiroError(f'--target "{text}": a reward target must lie in [0, 1] (1 = the best bin)')
+    return name, number
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m miro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog="python -m miro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train (or resume) one run")
     t.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
@@ -101,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     s = sub.add_parser("sample", help="sample a grid of images from a checkpoint (or a run's last one)")
     s.add_argument("checkpoint")
     s.add_argument("--caption", action="append", required=True)
-    s.add_argument("--samples", type=int, default=4)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--guidance", type=float, default=None, help="g in v = v_neg + g (v_pos - v_neg)")
+    s.add_argument("--samples", type=number(int, 1), default=4, help="images per caption (>= 1)")
+    s.add_argument("--seed", type=number(int, 0), default=0)
+    s.add_argument("--guidance", type=number(float), default=None, help="g in v = v_neg + g (v_pos - v_neg)")
     s.add_argument("--target", action="append", default=[], metavar="REWARD=VALUE", help="positive reward target")
     s.add_argument("--out", default="samples.png")
     s.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): T5 / VAE folders when the checkpoint's are not here")
@@ -117,10 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.set_defaults(run=import_command)
     add_commands(sub)
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         args.run(args)
-    except MiroError as err:
-        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

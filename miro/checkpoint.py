@@ -6,8 +6,9 @@ Layout: <run>/checkpoints/step-NNNNNNN/ with
   optimizer.pt        optimizer and LR-schedule state (tensors and numbers; read with weights_only=True)
   state.json          step and run bookkeeping
   manifest.json       resolved config, git SHA, packages, device, seed
-A checkpoint is written into a temporary folder and renamed into place, so a folder named
-step-NNNNNNN is always complete.
+A checkpoint is written into a temporary folder and renamed into place (miro.files), so a folder named
+step-NNNNNNN is always complete; the temporary folder of a killed write is removed by the next save.
+A file that is missing, truncated or not what it should be is refused with one line naming it and the fix.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from miro.errors import MiroError
-from miro.manifest import write_json_atomic
+from miro.files import atomic_path, read_checked, remove_leftovers, write_json_atomic
 
 STEP_DIR = re.compile(r"^step-(\d{7})$")
 
@@ -63,37 +65,44 @@ def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor],
     final = checkpoint_path(run_dir, step)
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(_contiguous(train), str(tmp / "train.safetensors"))
-    save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
-    torch.save(optimizer, tmp / "optimizer.pt")
-    write_json_atomic(tmp / "state.json", {"step": step, **state})
-    write_json_atomic(tmp / "manifest.json", manifest)
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    if final.exists():  # the same step written again (a resumed slice): replace it whole
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    remove_leftovers(root)  # the temporary folders of writes that were killed
+    with atomic_path(final) as tmp:  # the same step written again (a resumed slice) replaces it whole
+        tmp.mkdir()
+        save_file(_contiguous(train), str(tmp / "train.safetensors"))
+        save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
+        torch.save(optimizer, tmp / "optimizer.pt")
+        write_json_atomic(tmp / "state.json", {"step": step, **state})
+        write_json_atomic(tmp / "manifest.json", manifest)
+        for f in tmp.iterdir():
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
     if keep:
         for old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old)
     return final
 
 
+def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
+    return read_checked(path, reader, f"delete the folder {path.parent} to resume from the previous checkpoint "
+                        "(or restore the file from a copy)")
+
+
+def read_json(path: Path) -> Any:
+    return _read(path, lambda p: json.loads(p.read_text()))
+
+
 def load_checkpoint(path: Path, *, with_optimizer: bool = True) -> Checkpoint:
-    missing = [n for n in ("train.safetensors", "ema.safetensors", "state.json") if not (path / n).is_file()]
+    needed = ("train.safetensors", "ema.safetensors", "state.json", *(("optimizer.pt",) if with_optimizer else ()))
+    missing = [n for n in needed if not (path / n).is_file()]
     if missing:
         raise MiroError(f"checkpoint {path} lacks {', '.join(missing)}; delete the folder to resume from the previous checkpoint")
-    optimizer = torch.load(path / "optimizer.pt", weights_only=True) if with_optimizer else {}
+    optimizer = _read(path / "optimizer.pt", lambda p: torch.load(p, weights_only=True)) if with_optimizer else {}
     return Checkpoint(
         step=checkpoint_step(path),
-        train=load_file(str(path / "train.safetensors")),
-        ema=load_file(str(path / "ema.safetensors")),
+        train=_read(path / "train.safetensors", lambda p: load_file(str(p))),
+        ema=_read(path / "ema.safetensors", lambda p: load_file(str(p))),
         optimizer=optimizer,
-        state=json.loads((path / "state.json").read_text()),
+        state=read_json(path / "state.json"),
     )
 
 

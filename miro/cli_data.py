@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from miro import weights_file
-from miro.errors import MiroError, did_you_mean
+from miro.errors import MiroError, did_you_mean, number
 
 ASSEMBLED = "annotations.parquet"
 
@@ -176,9 +176,9 @@ def weights_command(args: argparse.Namespace) -> None:
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="shapes", choices=["shapes", "folder", "webdataset"])
     p.add_argument("--path", default="", help="image folder or webdataset shards (not for shapes)")
-    p.add_argument("--samples", type=int, default=10000, help="shapes world samples")
-    p.add_argument("--resolution", type=int, default=32, help="shapes world resolution (precompute: the encoded size)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=number(int, 1), default=10000, help="shapes world samples")
+    p.add_argument("--resolution", type=number(int, 8), default=32, help="shapes world resolution (precompute: the encoded size)")
+    p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--shard", default="0/1", metavar="I/N", help="only shard I of N (SLURM arrays)")
     p.add_argument("--weights", default="", help=f"weights file (TOML; default ${weights_file.ENV})")
     p.add_argument("--device", default="cpu")
@@ -191,7 +191,7 @@ def add_commands(sub: Any) -> None:
     a.add_argument("--scorer", action="append", default=[], help="scorer name (default: the weights file's scorers, else every shapes reward)")
     a.add_argument("--scorer-option", action="append", default=[], metavar="NAME.KEY=VALUE", help="e.g. hpsv2.checkpoint=/w/HPS_v2.1_compressed.pt")
     a.add_argument("--allow-download", action="store_true", help="let scorers fetch missing weights (login nodes only)")
-    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--batch-size", type=number(int, 1), default=64)
     a.add_argument("--merge", action="store_true", help="assemble the finished shards (and --include files) now")
     a.add_argument("--include", action="append", default=[], metavar="PARQUET", help="with --merge: an annotation made elsewhere, joined by sample key")
     a.add_argument("--out", required=True, help="annotation folder (rerun the same command to resume)")
@@ -202,14 +202,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--t5", default="", help="T5 folder (default: the weights file's t5)")
     p.add_argument("--no-latents", action="store_true")
     p.add_argument("--no-text", action="store_true")
-    p.add_argument("--max-tokens", type=int, default=77, help="caption tokens (must equal the run's text.max_tokens)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-tokens", type=number(int, 1), default=77, help="caption tokens (must equal the run's text.max_tokens)")
+    p.add_argument("--batch-size", type=number(int, 1), default=16)
     p.add_argument("--out", required=True, help="feature folder; set data.features to it")
     p.set_defaults(run=precompute_command, allow_download=False)
     b = sub.add_parser("bins", help="fit reward bins on an assembled annotation (stored as <annotation>.bins.json)")
     b.add_argument("annotation", help="annotation folder or parquet file")
     b.add_argument("--rewards", required=True, help="comma-separated rewards, e.g. hpsv2,pickscore")
-    b.add_argument("--bins", type=int, default=64, help="bins per reward (the run's rewards.bins)")
+    b.add_argument("--bins", type=number(int, 2), default=64, help="bins per reward (the run's rewards.bins)")
     b.set_defaults(run=bins_command)
     w = sub.add_parser("weights", help="check a weights file: every path, sha256 and config, all problems at once")
     w.add_argument("action", choices=["check"])

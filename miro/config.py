@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_origin, get_type_hints
 
-from miro.errors import MiroError, did_you_mean, unknown_name_error
+from miro.errors import MiroError, check_range, did_you_mean, unknown_name_error
 
 SCHEMES = ("tokens", "adaln", "prompt", "none")
 DROPOUT_STRATEGIES = ("binomial", "uniform", "none")
@@ -29,13 +29,11 @@ def _choice(section: str, name: str, value: object, allowed: Iterable[object]) -
 
 
 def _in_range(section: str, name: str, value: float, low: float, high: float) -> None:
-    if not (low <= value <= high):
-        raise MiroError(f"{section}.{name} = {value!r} is out of range; it must lie in [{low}, {high}]")
+    check_range(f"{section}.{name}", value, low, high)
 
 
 def _positive(section: str, name: str, value: float) -> None:
-    if not value > 0:
-        raise MiroError(f"{section}.{name} = {value!r} must be > 0")
+    check_range(f"{section}.{name}", value, 0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -289,6 +287,7 @@ class SampleConfig:
             raise MiroError('sample.negative_bank is empty; set it to a text file of prompts (one a line) for sample.negative_caption = "bank"')
         _positive("sample", "steps", self.steps)
         _positive("sample", "time_shift", self.time_shift)
+        check_range("sample.guidance_scale", self.guidance_scale)  # any finite g (1 = no guidance)
         for which in ("positive_targets", "negative_targets"):
             for name, value in getattr(self, which).items():
                 _in_range("sample", f"{which}[{name}]", float(value), 0.0, 1.0)

@@ -1,13 +1,12 @@
 """Load a trained checkpoint for sampling: its config, EMA network, text encoder and latent space."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from miro.checkpoint import checkpoint_dirs, checkpoint_step, load_checkpoint, load_strict
+from miro.checkpoint import checkpoint_dirs, checkpoint_step, load_checkpoint, load_strict, read_json
 from miro.config import RunConfig, from_dict
 from miro.errors import MiroError
 from miro.latents import PixelSpace, VaeSpace, build_latent_space
@@ -48,7 +47,9 @@ def load_generator(path: Path | str, device: torch.device | str = "cpu", weights
     """The EMA network of a checkpoint (or of a run's last checkpoint), ready to sample; `weights` supplies the
     T5 / VAE folders when the recorded ones are not on this machine."""
     ckpt_dir = resolve_checkpoint(path)
-    manifest = json.loads((ckpt_dir / "manifest.json").read_text())
+    if not (ckpt_dir / "manifest.json").is_file():
+        raise MiroError(f"checkpoint {ckpt_dir} lacks manifest.json; delete the folder to use the previous checkpoint")
+    manifest = read_json(ckpt_dir / "manifest.json")
     config = from_dict(RunConfig, manifest["config"])
     config = weights.relocate(config) if weights is not None else config
     device = torch.device(device)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import socket
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
+from miro.files import write_json_atomic  # noqa: F401  (re-exported: its writers import it from here)
 
 PACKAGES = ("torch", "torchvision", "numpy", "diffusers", "transformers", "safetensors", "timm", "open_clip_torch",
             "submitit", "optuna", "pandas")
@@ -61,10 +61,3 @@ def build_manifest(config: dict[str, Any], *, seed: int, device: torch.device, e
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # unique on a shared filesystem
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)

@@ -19,7 +19,7 @@ import torch
 from miro.compilation import compile_network, sampling_autocast
 from miro.config import SampleConfig
 from miro.conventions import guided_velocity
-from miro.errors import MiroError, did_you_mean
+from miro.errors import MiroError, check_range, did_you_mean
 from miro.nets.conditioning import caption_with_rewards
 from miro.nets.flow_model import FlowModel
 from miro.seeding import generator_for, seed_for
@@ -141,9 +141,11 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
 
     With `negative` None or guidance_scale == 1 only the positive branch is evaluated. Network calls run
     under `precision` (SampleConfig.precision) and, with a `compile_mode`, through torch.compile; the ODE
-    state stays float32.
+    state stays float32. A non-finite guidance scale, or an output holding NaN or inf (a diverged network),
+    is refused: it would decode to black images that a scorer rates as valid.
     """
     device = torch.device(device)
+    check_range("guidance scale", guidance_scale)
     check_targets(positive.targets, model.reward_names)
     guided = negative is not None and guidance_scale != 1.0
     if negative is not None:
@@ -168,5 +170,8 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
         v_pos, v_neg = v.chunk(2)
         return guided_velocity(v_pos, v_neg, guidance_scale)
 
-    x = initial_noise(shape, seeds, device)
-    return integrate(velocity, x, steps, solver, shift)
+    x = integrate(velocity, initial_noise(shape, seeds, device), steps, solver, shift)
+    if not torch.isfinite(x).all():
+        raise MiroError(f"the sampler produced NaN or inf in {int((~torch.isfinite(x)).flatten(1).any(1).sum())} of {len(x)} samples "
+                        "(a diverged checkpoint or an extreme guidance scale); use an earlier checkpoint or a smaller guidance")
+    return x

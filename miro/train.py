@@ -28,6 +28,7 @@ from miro.config import RunConfig, to_dict
 from miro.data.precompute import StoredText
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
+from miro.files import write_text_atomic
 from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
@@ -128,6 +129,15 @@ def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
             raise MiroError(f"{run_dir} holds a run with a different config (sections {', '.join(changed)} differ); use another output folder or restore the config")
 
 
+def trim_log(path: Path, step: int) -> None:
+    """Drop log lines after `step` (written past the last checkpoint by a killed run), so a resume does not repeat them."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+        if len(kept) != len(lines):
+            write_text_atomic(path, "".join(kept))
+
+
 # --------------------------------------------------------------------------------------------------
 # the loop
 # --------------------------------------------------------------------------------------------------
@@ -181,6 +191,8 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     n_rewards = len(cfg.rewards.conditioned)
     bar = tqdm(range(start, end), initial=start, total=end, disable=not (progress and dist_info.is_main),
                desc=cfg.name, unit="step", dynamic_ncols=True)
+    if dist_info.is_main:
+        trim_log(run_dir / "log.jsonl", start)
     log = (run_dir / "log.jsonl").open("a") if dist_info.is_main else None
     last = existing[-1] if existing else run_dir
     tic, seen = time.perf_counter(), 0

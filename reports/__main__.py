@@ -2,23 +2,19 @@
 stored results (never retrains or rescores); `nox -s report -- <sweep dir>` runs it."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from miro.errors import MiroError
+from miro.errors import CommandParser, one_line_errors
 from reports.build import build_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m reports", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", help="the folder a sweep wrote (holds sweep.json and results/)")
     parser.add_argument("--out", help="HTML file to write (default: <sweep_dir>/report.html)")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         built = build_report(args.sweep_dir, args.out)
-    except MiroError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(f"wrote {built.html} and {built.tables}/ in {built.seconds:.1f} s")
     for note in built.missing:
         print(f"missing: {note}")

@@ -233,6 +233,8 @@ def _grids(folder: Path, arms: Sequence[str]) -> dict[str, Path]:
     grids = {}
     for arm in arms:
         path = folder / f"{arm}.png"
+        if not path.resolve().is_relative_to(folder.resolve()):  # arm names come from sweep.json: a file anyone may edit
+            raise MiroError(f'arm name "{arm}" in sweep.json points outside {folder}; arm names may not hold "/" or ".."; {RERUN}')
         if path.is_file():
             if path.read_bytes()[:8] != PNG_SIGNATURE:
                 raise MiroError(f"{path} is not a PNG image; {RERUN}")

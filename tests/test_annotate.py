@@ -134,8 +134,8 @@ def test_interrupted_run_keeps_flushed_rows_and_resumes(tmp_path):
     out = tmp_path / "ann.parquet"
     crash = Interrupt(at=25, parts_dir=tmp_path / "ann.parquet.parts")
     with pytest.raises(KeyboardInterrupt):
-        annotate(Gray(40), [crash], out, batch_size=5, flush_every=10, progress=False)
-    assert crash.parts_seen >= 2  # flushed periodically while running, not only at the end
+        annotate(Gray(40), [crash], out, batch_size=5, progress=False)
+    assert crash.parts_seen == 5  # a part after every batch, not only at the end
     assert not out.exists()
     saved = read_annotation(out)  # reads the parts of the unfinished run
     assert saved["sample_id"].tolist() == list(range(25))
@@ -145,6 +145,16 @@ def test_interrupted_run_keeps_flushed_rows_and_resumes(tmp_path):
     table = pd.read_parquet(out)
     assert table["bright"].tolist() == pytest.approx([i / 39 for i in range(40)])
     assert not (tmp_path / "ann.parquet.parts").exists()
+
+
+def test_many_batches_are_compacted_into_few_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr("miro.data.annotate.COMPACT_EVERY", 3)
+    out = tmp_path / "ann.parquet"
+    crash = Interrupt(at=35, parts_dir=tmp_path / "ann.parquet.parts")
+    with pytest.raises(KeyboardInterrupt):
+        annotate(Gray(40), [crash], out, batch_size=5, progress=False)
+    assert len(list((tmp_path / "ann.parquet.parts").glob("part-*.parquet"))) == 3  # 7 batches: 3 joined, 3 joined + 1
+    assert read_annotation(out)["sample_id"].tolist() == list(range(35))
 
 
 def test_other_fingerprint_is_refused(tmp_path):

@@ -22,8 +22,9 @@ def test_train_then_rerun_then_sample(tmp_path, capsys):
 
 
 def test_bad_override_and_bad_target_exit_with_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit, match='did you mean "steps"'):
+    with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "r"), "--set", "optim.step=3"])
+    assert 'did you mean "steps"' in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
@@ -56,6 +57,7 @@ def test_annotate_prints_statistics_and_correlations_and_resumes(tmp_path, capsy
     assert "annotated 0 samples (64 already done)" in capsys.readouterr().err
 
 
-def test_annotate_folder_needs_a_path(tmp_path):
-    with pytest.raises(SystemExit, match="--path is required for --source folder"):
+def test_annotate_folder_needs_a_path(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["annotate", "--source", "folder", "--out", str(tmp_path / "a")])
+    assert "--path is required for --source folder" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def test_misspelled_section_gets_did_you_mean():
     (lambda: RewardConfig(names=("a", "a"), scheme="tokens"), r"lists a reward twice"),
     (lambda: ModelConfig(image_size=30, patch_size=4), r"model.patch_size = 4 must divide model.image_size = 30"),
     (lambda: OptimConfig(optimizer="sgd"), r"optim.optimizer = 'sgd' is not allowed"),
-    (lambda: OptimConfig(batch_size=0), r"optim.batch_size = 0 must be > 0"),
+    (lambda: OptimConfig(batch_size=0), r"optim.batch_size = 0 is out of range; allowed: a finite number > 0"),
     (lambda: SampleConfig(positive_targets={"a": 2.0}), r"positive_targets\[a\] = 2.0 is out of range"),
 ])
 def test_bad_values_raise_one_line_errors_naming_the_field(build, message):

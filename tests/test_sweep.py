@@ -1,5 +1,6 @@
 """The main job end to end on the smallest sweep, with the local executor: plan, run, resume, report."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -54,6 +55,32 @@ def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsy
     assert "train        2 units (2 train): 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
 
 
-def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path):
-    with pytest.raises(SystemExit, match='did you mean "smoke"'):
+def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["smok", "--root", str(tmp_path)])
+    assert 'did you mean "smoke"' in capsys.readouterr().err
+
+
+def test_a_sweep_whose_new_units_fail_keeps_the_finished_report(finished_sweep, monkeypatch, capsys):
+    from slurm.toy_units import importable_by_jobs
+
+    import harness.sweep
+
+    importable_by_jobs(monkeypatch)
+    monkeypatch.setitem(harness.sweep.FUNCTIONS, "evaluate", "slurm.toy_units:fail")  # every new evaluation fails
+    sweep_dir = finished_sweep / "sweeps" / "smoke"
+    kept = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:  # other settings: new evaluation units, the rest reused
+        main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "3", "--tune-trials", "2"])
+    out, err = capsys.readouterr()
+    last = err.splitlines()[-1]  # after the progress bar
+    assert exit.value.code == 2 and last.startswith("error: 4 units of sweep smoke failed or are blocked")
+    assert "the last complete report is kept" in last
+    assert len(re.findall(r"failed +evaluate +evaluate (baseline|miro) seed 0 step \d+  .*TypeError", out)) == 4
+    assert out.count("log: ") == 4
+    assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == kept  # byte for byte
+    partial = json.loads((finished_sweep / "sweeps" / "smoke.partial" / "sweep.json").read_text())
+    assert partial["description"].startswith("PARTIAL: 5 of 9 units") and (finished_sweep / "sweeps" / "smoke.partial" / "report.html").is_file()
+    main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "3", "--tune-trials", "2", "--status"])
+    assert len(re.findall(r"failed +evaluate +evaluate .*TypeError", capsys.readouterr().out)) == 4  # --status: the same table

@@ -19,33 +19,33 @@ import torch
 
 from harness.evaluation.generate import GenerationOptions, Shard
 from harness.evaluation.modes import DEFAULT_SWEEP_VALUES, TargetSweep
-from harness.evaluation.run import EvaluationOptions, evaluate, evaluate_sweep
+from harness.evaluation.run import EvaluationOptions, check_options, evaluate, evaluate_sweep
 from harness.geneval.rules import GenEvalOptions
 from harness.stats.best_of_n import DEFAULT_MAX_N
 from miro import weights_file
 from miro.config import SampleConfig, to_dict
-from miro.errors import MiroError
+from miro.errors import CommandParser, MiroError, number, one_line_errors
 from miro.inference import load_generator, resolve_checkpoint
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.evaluation", description=__doc__,
+    p = CommandParser(prog="python -m harness.evaluation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run folder (its last checkpoint) or a checkpoint folder")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--prompts", default="shapes", help="shapes | shapes-validation | shapes-test | geneval | parti | a .tsv (PartiPrompts) or .jsonl (GenEval metadata)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only K prompts, taken evenly across task tags / categories")
-    p.add_argument("--samples", type=int, help=f"images per prompt (default 4; {DEFAULT_MAX_N} with --best-of-n)")
-    p.add_argument("--guidance", type=float, help="guidance scale g in v = v_neg + g (v_pos - v_neg) (MIRO's cfg_rate is g - 1)")
+    p.add_argument("--limit", type=number(int, 0), default=0, help="evaluate only K prompts, taken evenly across task tags / categories")
+    p.add_argument("--samples", type=number(int, 1, 9999), help=f"images per prompt (default 4; {DEFAULT_MAX_N} with --best-of-n)")
+    p.add_argument("--guidance", type=number(float), help="guidance scale g in v = v_neg + g (v_pos - v_neg) (MIRO's cfg_rate is g - 1)")
     p.add_argument("--positive", nargs="*", metavar="NAME=V", help="positive-branch reward targets in [0, 1]; all=V for every reward")
     p.add_argument("--negative", nargs="*", metavar="NAME=V", help="negative-branch reward targets; all=V for every reward")
     p.add_argument("--negative-caption", choices=("null", "same", "bank"), help="negative branch caption: null (\"\"), the same caption, or one drawn from --negative-bank")
     p.add_argument("--negative-bank", help="text file of prompts, one a line: the negative captions of --negative-caption bank (the authors' GenEval protocol)")
-    p.add_argument("--steps", type=int, help="ODE steps")
+    p.add_argument("--steps", type=number(int, 1), help="ODE steps")
     p.add_argument("--solver", choices=("euler", "heun"))
-    p.add_argument("--shift", type=float, help="time shift (> 1 spends more steps at high noise)")
-    p.add_argument("--seed", type=int, default=0, help="base of every image's seed")
-    p.add_argument("--batch-size", type=int, default=64, help="images per sampler call")
+    p.add_argument("--shift", type=number(float, 0, low_open=True), help="time shift (> 1 spends more steps at high noise)")
+    p.add_argument("--seed", type=number(int, 0), default=0, help="base of every image's seed")
+    p.add_argument("--batch-size", type=number(int, 1), default=64, help="images per sampler call")
     p.add_argument("--shard", default="0/1", help="i/n: this job's share of the images")
     p.add_argument("--scorers", nargs="*", help="registered scorer names (default: every shapes reward for shapes checkpoints; "
                    "else the weights file's scorers, else the rewards the run trained on)")
@@ -55,20 +55,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--geneval-classes", default="", help="GenEval's object_names.txt (default: fetched with a checksum)")
     p.add_argument("--geneval-colors", default="", help="open_clip weights file of the colour classifier (default: the weights file's; the \"openai\" tag needs --allow-download)")
     p.add_argument("--geneval-colors-model", default="", help="the colour classifier's open_clip architecture or config .json (default ViT-L-14)")
-    for name, kind, text in (("threshold", float, "keep detections with score > this (0.3)"),
-                             ("counting-threshold", float, "... > this for counting prompts (0.9)"),
-                             ("max-objects", int, "detections kept per class (16)"),
-                             ("max-overlap", float, "greedy NMS keeps IoU < this; 1 turns NMS off (1.0)")):
+    for name, kind, text in (("threshold", number(float, 0, 1), "keep detections with score > this (0.3)"),
+                             ("counting-threshold", number(float, 0, 1), "... > this for counting prompts (0.9)"),
+                             ("max-objects", number(int, 1), "detections kept per class (16)"),
+                             ("max-overlap", number(float, 0, 1, low_open=True), "greedy NMS keeps IoU < this; 1 turns NMS off (1.0)")):
         p.add_argument(f"--geneval-{name}", type=kind, help=f"GenEval: {text}")
     p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS): scorer options, GenEval files, PartiPrompts, FID reference")
     p.add_argument("--allow-download", action="store_true", help="let GenEval / PartiPrompts files and the colour classifier's weights download (login nodes)")
     p.add_argument("--features", default="pixels", help="pixels | inception=PATH | none: features for diversity and FID/KID")
     p.add_argument("--reference", default=None, help="FID/KID reference: shapes (held-out world images) | image folder | none "
                    "(default: shapes for a shapes checkpoint, else the weights file's benchmarks.fid_reference, else none)")
-    p.add_argument("--reference-size", type=int, default=2000, help="reference images for FID/KID")
+    p.add_argument("--reference-size", type=number(int, 2), default=2000, help="reference images for FID/KID")
     p.add_argument("--best-of-n", default="", metavar="SCORER", help="also write best-of-N curves selected by this scorer")
     p.add_argument("--sweep", default="", metavar="REWARD", help="sweep this reward's positive target (one evaluation per value)")
-    p.add_argument("--sweep-values", nargs="*", type=float, default=list(DEFAULT_SWEEP_VALUES))
+    p.add_argument("--sweep-values", nargs="*", type=number(float, 0, 1), default=list(DEFAULT_SWEEP_VALUES))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--benchmark-cache", default="~/.cache/miro/benchmarks", help="where GenEval / PartiPrompts files are looked for (and fetched with --allow-download)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
@@ -87,6 +87,8 @@ def parse_targets(items: Sequence[str], rewards: Sequence[str], flag: str) -> di
             sep = ""
         if not (name and sep):
             raise MiroError(f'{flag} "{item}" is not NAME=VALUE with a number (e.g. shapes_quality=1 or all=1)')
+        if not 0 <= value <= 1:
+            raise MiroError(f'{flag} "{item}": a reward target must lie in [0, 1] (1 = the best bin)')
         targets.update(dict.fromkeys(rewards, value) if name == "all" else {name: value})
     return targets
 
@@ -137,7 +139,9 @@ def default_scorers(args: argparse.Namespace, shapes: bool, weights: weights_fil
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
+    with one_line_errors():
+        shard = Shard.parse(args.shard)
+        sweep = TargetSweep(args.sweep, tuple(args.sweep_values)) if args.sweep else None
         weights = weights_file.load(args.weights)
         generator = load_generator(args.checkpoint, args.device, weights)
         rewards = generator.config.rewards.conditioned
@@ -157,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reference=default_reference(args, shapes, weights), reference_size=args.reference_size,
             best_of_n=args.best_of_n, benchmark_cache=args.benchmark_cache,
         )
-        shard = Shard.parse(args.shard)
-        sweep = TargetSweep(args.sweep, tuple(args.sweep_values)) if args.sweep else None
+        check_options(generator, options, sweep)  # what evaluate() checks first: the same for --dry-run
         checkpoint = str(resolve_checkpoint(args.checkpoint))
         if args.dry_run:
             print(json.dumps({"checkpoint": checkpoint, "step": generator.step, "out": args.out, "shard": args.shard,
@@ -168,9 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = evaluate_sweep(generator, args.out, options, sweep, shard, checkpoint, not args.no_progress)
         else:
             result = evaluate(generator, args.out, options, shard, checkpoint, not args.no_progress)
-    except MiroError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(json.dumps(headline(result), indent=2, default=str))
     return 0
 

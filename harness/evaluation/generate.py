@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from harness.geneval.layout import prompt_dir
 from harness.prompts import Prompt
 from miro.config import SampleConfig, to_dict
 from miro.errors import MiroError
+from miro.files import atomic_path, remove_leftovers, write_json_atomic, write_text_atomic
 from miro.inference import Generator
-from miro.manifest import write_json_atomic
 from miro.sample import guidance_branches, sample
 from miro.seeding import seed_for
 
@@ -145,15 +144,12 @@ def ensure_metadata(folder: Path, prompt: Prompt) -> None:
                             "use another --out for another prompt set")
         return
     (path.parent / "samples").mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(prompt.metadata + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, prompt.metadata + "\n")
 
 
 def write_png_atomic(path: Path, image: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -172,6 +168,7 @@ def generate_images(generator: Generator, prompts: Sequence[Prompt], folder: str
     owned = [(p, k) for p in prompts for k in range(n) if shard.owns(p.index, k, n)]
     for prompt in dict.fromkeys(p for p, _ in owned):
         ensure_metadata(folder, prompt)
+        remove_leftovers(prompt_dir(folder, prompt.index) / "samples")  # images of a killed run, half written
     todo = [(p, k) for p, k in owned if not image_path(folder, p.index, k).is_file()]
     report = GenerationReport(skipped=len(owned) - len(todo))
     start = time.perf_counter()

@@ -42,6 +42,7 @@ from miro.data.shapes import ShapesWorldConfig
 from miro.data.sources import decode_image
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError, unknown_name_error
+from miro.files import remove_leftovers, write_text_atomic
 from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
 from miro.rewards.real.open_clip_arch import open_clip_arch
@@ -166,11 +167,41 @@ def feature_metrics(generator: Generator, features: Features, table: pd.DataFram
     return metrics
 
 
+def check_options(generator: Generator, options: EvaluationOptions, sweep: TargetSweep | None = None) -> None:
+    """What an evaluation checks before any work, without loading a scorer: the same for a run and --dry-run."""
+    from miro.rewards.registry import scorer_names
+    from miro.sample import check_targets
+
+    world = world_of(generator.config)
+    names = list(options.scorers) if options.scorers is not None else default_scorers(world)
+    known = scorer_names()
+    for name in names:
+        if name not in known:
+            raise unknown_name_error("scorer", name, known)
+    for name in options.scorer_options:
+        if name not in names:
+            raise MiroError(f'--scorer-option given for "{name}", which is not among the scorers ({", ".join(names)}); add it to --scorers')
+    if options.best_of_n and options.best_of_n not in [*names, "geneval_correct"]:
+        raise unknown_name_error("best-of-N selection scorer", options.best_of_n, [*names, "geneval_correct"])
+    rewards = generator.model.reward_names
+    check_targets(options.generation.sample.positive_targets, rewards)
+    check_targets(options.generation.sample.negative_targets, rewards)
+    if sweep is not None and sweep.reward not in rewards:
+        raise unknown_name_error("reward to sweep (--sweep)", sweep.reward, rewards)
+
+
+def images_folder(out: Path) -> Path:
+    """Where an evaluation in `out` keeps its images (image_path(images_folder(out), prompt, sample))."""
+    return out / "images"
+
+
 def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, shard: Shard = WHOLE,
              checkpoint: str = "", progress: bool = True) -> dict[str, Any]:
     """Run (or resume) one evaluation into `out`; returns the summary (a shard: its counts only)."""
     start = time.perf_counter()
     out, gen = Path(out), options.generation
+    check_options(generator, options)
+    remove_leftovers(out)  # temporaries of a killed run's records (its images' are cleared per prompt)
     config, device = generator.config, str(generator.device)
     world = world_of(config)
     prompts = plan_prompts(options, world)
@@ -179,7 +210,7 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
         raise unknown_name_error("best-of-N selection scorer", options.best_of_n, [*scorers, "geneval_correct"])
     judge = build_judge(options, prompts, world, device) if shard.whole else None
     features = build_features(options.features) if options.features and shard.whole else None
-    folder = out / "images"
+    folder = images_folder(out)
     made = generate_images(generator, prompts, folder, gen, shard, progress)
     scored = score_images(folder, prompts, gen.samples_per_prompt, scorers, out, shard, options.score_batch_size, progress)
     throughput = {"generated": made.generated, "generation_images_per_s": made.images_per_second,
@@ -228,9 +259,7 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
 
 def write_rows(path: Path, table: pd.DataFrame) -> None:
     """Per-image rows as JSON lines (NaN as null), through a temporary file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in json.loads(table.to_json(orient="records"))))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in json.loads(table.to_json(orient="records"))))
 
 
 def evaluate_sweep(generator: Generator, out: str | Path, options: EvaluationOptions, sweep: TargetSweep,

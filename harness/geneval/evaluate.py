@@ -8,7 +8,6 @@ the images already in the file, so an interrupted evaluation resumes where it st
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from harness.geneval.metadata import PromptSpec
 from harness.geneval.rules import DEFAULT_OPTIONS, GenEvalOptions, judge, keep_detections
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError
+from miro.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,7 @@ def evaluate_folder(
     todo = [(str(path), prompt.spec) for prompt in read_layout(folder) for path in prompt.images
             if _image_key(path) not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")  # drop a torn last line without risking the good rows
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, out)
+    write_text_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))  # drop a torn last line, keep the good rows
     with open(out, "a") as fp:
         for filename, spec in tqdm(todo, desc="GenEval", disable=not progress):
             row = evaluate_image(filename, load_image(filename), spec, detector, colors, options)

@@ -8,10 +8,11 @@ and the parquet metadata key "miro.annotation" holds JSON {format, scorers: {nam
 shard: [index, count] or null once shards are merged}.
 
 Crash safety and resume. While running, finished (sample_id, scorer) rows go to numbered part files in
-"<out>.parts/" every `flush_every` samples and whenever the run stops (exception, Ctrl-C); each part is
-written to a tmp file and renamed, so it is whole or absent. At the end <out> and all parts are merged
+"<out>.parts/" after every batch and whenever the run stops (exception, Ctrl-C); each part is
+written to a tmp file and renamed, so it is whole or absent, and every `COMPACT_EVERY` parts of a run are
+joined into one, so their number stays small. At the end <out> and all parts are merged
 into <out> (tmp + os.replace) and the parts removed. A hard kill loses at most the rows since the last
-flush. Running the same command again reads <out> and its parts, skips the pairs already there (a
+batch. Running the same command again reads <out> and its parts, skips the pairs already there (a
 failed pair too, unless retry_failed) and scores only the rest. When rows for one pair meet (resume,
 retry, merge), "ok" beats "nan" beats "failed", and otherwise the newest wins.
 
@@ -42,6 +43,7 @@ from tqdm.auto import tqdm
 
 from miro.data.sources import ItemError, Source, SourceItem, as_source
 from miro.errors import MiroError
+from miro.files import atomic_path, remove_leftovers
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.registry import load_scorer
 
@@ -50,6 +52,7 @@ META_KEY = b"miro.annotation"
 STATUS_RANK = {"ok": 0, "nan": 1, "failed": 2, "missing": 3}  # lower wins when rows for one pair meet
 LONG_COLUMNS = ("sample_id", "caption", "scorer", "score", "status", "error")
 _PART_COUNTER = count()
+COMPACT_EVERY = 64  # parts of one run joined into one
 
 
 # ---- parquet plumbing shared with precompute.py ---------------------------------------------------------
@@ -58,9 +61,8 @@ def write_parquet_atomic(table: pa.Table, path: Path, meta_key: bytes, meta: Map
     """Write `table` with JSON metadata to a tmp file, then rename over `path` (readers see old or new)."""
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[meta_key] = json.dumps(meta, sort_keys=True).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, row_group_size=row_group_size)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(schema_meta), tmp, row_group_size=row_group_size)
 
 
 def read_meta(path: Path, meta_key: bytes) -> dict[str, Any]:
@@ -81,10 +83,18 @@ class PartFiles:
         parts = sorted(self.dir.glob("part-*.parquet"), key=lambda p: int(p.stem.rsplit("-", 1)[1])) if self.dir.is_dir() else []
         return ([self.out] if self.out.is_file() else []) + parts
 
-    def write(self, table: pa.Table, meta: Mapping[str, Any]) -> None:
+    def write(self, table: pa.Table, meta: Mapping[str, Any]) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"part-{os.getpid()}-{next(_PART_COUNTER)}-{time.time_ns()}.parquet"
-        write_parquet_atomic(table, self.dir / name, self.meta_key, meta)
+        path = self.dir / f"part-{os.getpid()}-{next(_PART_COUNTER)}-{time.time_ns()}.parquet"
+        write_parquet_atomic(table, path, self.meta_key, meta)
+        return path
+
+    def compact(self, written: Sequence[Path], meta: Mapping[str, Any]) -> Path:  # each row is rewritten once
+        """Join parts of one run into one part (written before the parts it absorbs are deleted)."""
+        joined = self.write(pa.concat_tables([pq.read_table(p) for p in written]), meta)
+        for path in written:
+            path.unlink()
+        return joined
 
     def replace_all(self, table: pa.Table, meta: Mapping[str, Any]) -> None:
         """Write the merged output, then delete the parts it absorbed."""
@@ -93,8 +103,7 @@ class PartFiles:
         for path in absorbed:
             path.unlink()
         if self.dir.is_dir():
-            for stale in self.dir.glob(".*.tmp"):  # left by a run killed mid-write
-                stale.unlink()
+            remove_leftovers(self.dir)  # left by a run killed mid-write
             if not any(self.dir.iterdir()):
                 self.dir.rmdir()
 
@@ -306,13 +315,14 @@ def annotate(
     shard_count: int = 1,
     batch_size: int = 64,
     progress: bool = True,
-    flush_every: int = 4096,
+    flush_every: int = 1,
     retry_failed: bool = False,
 ) -> AnnotationReport:
     """Score the samples of one shard with every scorer into `out_path`, skipping pairs already there.
 
     `source`: a Source, an image folder, webdataset shards, or a map-style dataset (see sources.as_source).
     `scorers`: registry names or Scorer objects; their columns are named by `scorer.name`.
+    `flush_every`: batches between part files (1: a hard kill loses at most the batch being scored).
     """
     if not 0 <= shard_index < shard_count:
         raise MiroError(f"shard_index = {shard_index} must lie in [0, shard_count = {shard_count})")
@@ -336,6 +346,7 @@ def annotate(
     meta = {"format": FORMAT, "scorers": current, "shard": shard}
     start, pending = time.perf_counter(), 0
     buffer: list[dict[str, Any]] = []
+    written: list[Path] = []  # this run's parts since the last compaction
     bar = tqdm(total=len(todo), unit="img", desc=f"annotate {out.name}", disable=not progress)
     try:
         for first in range(0, len(todo), batch_size):
@@ -346,12 +357,15 @@ def annotate(
             for row in rows:
                 if row["status"] != "ok":
                     (report.failed if row["status"] == "failed" else report.nan)[row["scorer"]] += 1
-            pending += len(chunk)
+            pending += 1
             bar.update(len(chunk))
             bar.set_postfix(failed=sum(report.failed.values()), nan=sum(report.nan.values()))
             if pending >= flush_every:
-                parts.write(pa.Table.from_pylist(buffer), meta)
+                written.append(parts.write(pa.Table.from_pylist(buffer), meta))
                 buffer, pending = [], 0
+                if len(written) >= COMPACT_EVERY:
+                    parts.compact(written, meta)
+                    written = []
     finally:
         bar.close()
         if buffer:  # whatever happened, keep every finished row

@@ -25,6 +25,7 @@ from miro.data.shapes import ShapesDataset, ShapesWorldConfig
 from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
+from miro.files import read_checked
 from miro.manifest import write_json_atomic
 from miro.rewards.binning import BinEdges, BinningOptions
 
@@ -88,7 +89,9 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> P
 
 
 def load_rendered(folder: Path) -> RenderedImages:
-    return RenderedImages(load_file(str(folder / "images.safetensors"))["images"], json.loads((folder / "captions.json").read_text()))
+    fix = f"delete the folder {folder} to prepare the data again"
+    images = read_checked(folder / "images.safetensors", lambda p: load_file(str(p))["images"], fix)
+    return RenderedImages(images, read_checked(folder / "captions.json", lambda p: json.loads(p.read_text()), fix))
 
 
 def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -> InMemoryTrainingSet | RewardTrainingSet:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from miro.errors import MiroError, did_you_mean
+from miro.files import write_text_atomic
 
 STRATEGIES = ("quantile", "uniform", "refined_quantile")
 BINS_SUFFIX = ".bins.json"  # <annotation name>.bins.json beside the annotation parquet
@@ -156,9 +157,7 @@ class BinEdges:
                 for name, b in sorted(self.rewards.items())
             },
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(payload, indent=1))
         return path
 
     @classmethod

@@ -79,8 +79,12 @@ def test_partiprompts_get_reward_means_without_geneval(generator, tmp_path):
 
 
 def cli(run_dir: Path, out: Path, *extra: str) -> int:
-    return main(["--checkpoint", str(run_dir), "--out", str(out), "--limit", "3", "--samples", "2", "--steps", "2",
-                 "--positive", "all=1", "--negative", "all=0", "--reference-size", "32", "--no-progress", *extra])
+    """The command's exit status (0 on success; a refused input exits 2)."""
+    try:
+        return main(["--checkpoint", str(run_dir), "--out", str(out), "--limit", "3", "--samples", "2", "--steps", "2",
+                     "--positive", "all=1", "--negative", "all=0", "--reference-size", "32", "--no-progress", *extra])
+    except SystemExit as exit:
+        return int(exit.code)
 
 
 def test_the_command_line_evaluates_shards_then_finishes(run_dir, tmp_path, capsys):

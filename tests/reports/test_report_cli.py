@@ -17,6 +17,8 @@ def test_cli_writes_the_report_and_its_tables(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_cli_names_a_missing_sweep_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path / "nowhere")]) == 2
+    with pytest.raises(SystemExit) as exit:
+        main([str(tmp_path / "nowhere")])
+    assert exit.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "sweep.json not found" in err and "\n" not in err

@@ -1,0 +1,252 @@
+"""Bad input to every command: refused before any work, with exactly one line on stderr, no traceback, a
+non-zero exit, and every file left byte-identical.
+
+Most cases run the command's `main(argv)` in this process (what `python -m ...` runs, minus the
+interpreter start), which proves the same one-line stderr; a handful run as true subprocesses.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import harness.evaluation.__main__ as evaluation_cli
+import harness.sweep as sweep_cli
+import harness.tune as tune_cli
+import miro.__main__ as miro_cli
+import reports.__main__ as reports_cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a trained two-step smoke run (run/), its prepared data (data/) and a copy to damage."""
+    root = tmp_path_factory.mktemp("world")
+    miro_cli.main(["train", "--preset", "smoke", "--out", str(root / "run"), "--data-root", str(root / "data"),
+                   "--set", "optim.steps=2"])
+    return root
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+def refuse(main: Callable[[list[str]], object], argv: list[str], folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `main(argv)`: it must exit 2 with one `error:` line on stderr and change nothing under `folder`."""
+    capsys.readouterr()
+    before = snapshot(folder)
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert snapshot(folder) == before
+    return err
+
+
+def run_dir(world: Path) -> str:
+    return str(world / "run")
+
+
+# (case id, argv builder given the world folder, text the one line must hold)
+TRAIN = [
+    ("zero-steps", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.steps=0", "--dry-run"], "optim.steps = 0 is out of range"),
+    ("negative-lr", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.lr=-1"], "optim.lr = -1"),
+    ("inf-guidance", lambda w: ["train", "--out", f"{w}/t", "--set", "sample.guidance_scale=Infinity", "--dry-run"], "sample.guidance_scale = inf"),
+    ("nan-guidance", lambda w: ["train", "--out", f"{w}/t", "--set", "sample.guidance_scale=NaN", "--dry-run"], "sample.guidance_scale = nan"),
+    ("batch-not-divisible", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.batch_size=6", "--set", "optim.grad_accum=4", "--dry-run"], "not divisible"),
+    ("unknown-reward", lambda w: ["train", "--out", f"{w}/t", "--set", 'rewards.names=["shapes_qualty"]', "--dry-run"], 'did you mean "shapes_quality"'),
+    ("misspelt-key", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.step=3", "--dry-run"], 'did you mean "steps"'),
+    ("dropout-above-one", lambda w: ["train", "--out", f"{w}/t", "--set", "rewards.dropout_p=2", "--dry-run"], "rewards.dropout_p = 2"),
+    ("unknown-preset", lambda w: ["train", "--preset", "smok", "--out", f"{w}/t"], "invalid choice"),
+    ("no-out", lambda w: ["train", "--dry-run"], "--out"),
+    ("zero-checkpoint-every", lambda w: ["train", "--out", f"{w}/t", "--set", "checkpoint_every=0", "--dry-run"], "checkpoint_every = 0"),
+]
+SAMPLE = [
+    ("zero-samples", lambda w: ["sample", run_dir(w), "--caption", "a", "--samples", "0", "--out", f"{w}/g.png"], "--samples: 0 is out of range"),
+    ("negative-samples", lambda w: ["sample", run_dir(w), "--caption", "a", "--samples", "-3", "--out", f"{w}/g.png"], "allowed: an integer >= 1"),
+    ("text-samples", lambda w: ["sample", run_dir(w), "--caption", "a", "--samples", "abc", "--out", f"{w}/g.png"], "not an integer"),
+    ("nan-guidance", lambda w: ["sample", run_dir(w), "--caption", "a", "--guidance", "nan", "--out", f"{w}/g.png"], "--guidance: nan is out of range"),
+    ("inf-guidance", lambda w: ["sample", run_dir(w), "--caption", "a", "--guidance", "inf", "--out", f"{w}/g.png"], "--guidance: inf is out of range"),
+    ("target-above-one", lambda w: ["sample", run_dir(w), "--caption", "a", "--target", "shapes_quality=2", "--out", f"{w}/g.png"], "must lie in [0, 1]"),
+    ("target-not-a-pair", lambda w: ["sample", run_dir(w), "--caption", "a", "--target", "bogus", "--out", f"{w}/g.png"], "name=value"),
+    ("unknown-target", lambda w: ["sample", run_dir(w), "--caption", "a", "--target", "shapes_qualty=1", "--out", f"{w}/g.png"], 'did you mean "shapes_quality"'),
+    ("no-checkpoint", lambda w: ["sample", f"{w}/nowhere", "--caption", "a", "--out", f"{w}/g.png"], "holds no checkpoint"),
+    ("out-folder-missing", lambda w: ["sample", run_dir(w), "--caption", "a", "--out", f"{w}/no/such/g.png"], "does not exist"),
+    ("negative-seed", lambda w: ["sample", run_dir(w), "--caption", "a", "--seed", "-1", "--out", f"{w}/g.png"], "--seed: -1 is out of range"),
+]
+ANNOTATE = [
+    ("zero-samples", lambda w: ["annotate", "--samples", "0", "--out", f"{w}/a.parquet"], "--samples: 0 is out of range"),
+    ("zero-batch", lambda w: ["annotate", "--samples", "8", "--batch-size", "0", "--out", f"{w}/a.parquet"], "--batch-size: 0"),
+    ("shard-past-count", lambda w: ["annotate", "--samples", "8", "--shard", "3/2", "--out", f"{w}/a.parquet"], "0 <= I < N"),
+    ("shard-not-a-pair", lambda w: ["annotate", "--samples", "8", "--shard", "x", "--out", f"{w}/a.parquet"], "I/N"),
+    ("unknown-scorer", lambda w: ["annotate", "--samples", "8", "--scorer", "shapes_sise", "--out", f"{w}/a.parquet"], 'did you mean "shapes_size"'),
+    ("tiny-resolution", lambda w: ["annotate", "--samples", "8", "--resolution", "0", "--out", f"{w}/a.parquet"], "--resolution: 0"),
+    ("folder-without-path", lambda w: ["annotate", "--source", "folder", "--out", f"{w}/a.parquet"], "--path is required"),
+]
+SWEEP = [
+    ("max-parallel-zero", ["smoke", "--max-parallel", "0"], "--max-parallel: 0 is out of range"),
+    ("max-parallel-zero-dry-run", ["smoke", "--max-parallel", "0", "--dry-run"], "--max-parallel: 0 is out of range"),
+    ("samples-zero", ["smoke", "--samples-per-prompt", "0"], "--samples-per-prompt: 0"),
+    ("samples-zero-dry-run", ["smoke", "--samples-per-prompt", "0", "--dry-run"], "--samples-per-prompt: 0"),
+    ("trials-zero", ["smoke", "--tune-trials", "0", "--dry-run"], "--tune-trials: 0"),
+    ("threads-zero", ["smoke", "--threads", "0"], "--threads: 0"),
+    ("unknown-sweep", ["smok"], 'did you mean "smoke"'),
+    ("unknown-executor", ["smoke", "--executor", "lokal"], "invalid choice"),
+    ("time-min-zero", ["smoke", "--time-min", "0", "--dry-run"], "--time-min: 0"),
+    ("mem-nan", ["smoke", "--mem-gb", "nan", "--dry-run"], "--mem-gb: nan"),
+    ("sbatch-not-a-pair", ["smoke", "--sbatch", "exclusive", "--dry-run"], "key=value"),
+    ("two-nodes-on-local", ["smoke", "--nodes", "2", "--dry-run"], "runs on one node"),
+    ("status-and-bad-count", ["smoke", "--status", "--samples-per-prompt", "-1"], "--samples-per-prompt: -1"),
+]
+EVALUATE = [
+    ("zero-samples", ["--samples", "0"], "--samples: 0"),
+    ("nan-guidance", ["--guidance", "nan"], "--guidance: nan"),
+    ("inf-guidance-dry-run", ["--guidance", "inf", "--dry-run"], "--guidance: inf"),
+    ("zero-steps-dry-run", ["--steps", "0", "--dry-run"], "--steps: 0"),
+    ("zero-shift", ["--shift", "0", "--dry-run"], "--shift: 0"),
+    ("shard-past-count", ["--shard", "2/2", "--dry-run"], "shard 2/2"),
+    ("unknown-scorer-dry-run", ["--scorers", "shapes_sise", "--dry-run"], "unknown scorer"),
+    ("unknown-sweep-reward-dry-run", ["--sweep", "shapes_sise", "--dry-run"], 'did you mean "shapes_size"'),
+    ("sweep-value-above-one", ["--sweep", "shapes_size", "--sweep-values", "2"], "--sweep-values: 2"),
+    ("target-above-one", ["--positive", "shapes_quality=5", "--dry-run"], "must lie in [0, 1]"),
+    ("negative-limit", ["--limit", "-1"], "--limit: -1"),
+    ("scorer-option-for-absent-scorer", ["--scorer-option", "pickscore.model_dir=/x", "--dry-run"], "not among the scorers"),
+]
+TUNE = [
+    ("zero-trials", ["--trials", "0"], "--trials: 0"),
+    ("test-prompts", ["--prompts", "shapes-test"], "test split"),
+    ("minimise-not-an-objective", ["--minimise", "fid"], "not among the objectives"),
+]
+
+
+@pytest.mark.parametrize("case", TRAIN + SAMPLE + ANNOTATE, ids=lambda c: f"miro-{c[1](Path('w'))[0]}-{c[0]}")
+def test_miro_commands_refuse_bad_input(case, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, argv, expected = case
+    assert expected in refuse(miro_cli.main, argv(world), world, capsys)
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=lambda c: c[0])
+def test_the_sweep_refuses_bad_options_before_touching_the_store(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, argv, expected = case
+    assert expected in refuse(sweep_cli.main, [*argv, "--root", str(tmp_path)], tmp_path, capsys)
+
+
+@pytest.mark.parametrize("case", EVALUATE, ids=lambda c: c[0])
+def test_the_evaluation_refuses_bad_options(case, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, extra, expected = case
+    argv = ["--checkpoint", run_dir(world), "--out", str(world / "eval"), "--no-progress", *extra]
+    assert expected in refuse(evaluation_cli.main, argv, world, capsys)
+
+
+@pytest.mark.parametrize("case", TUNE, ids=lambda c: c[0])
+def test_tuning_refuses_bad_options(case, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, extra, expected = case
+    argv = ["--checkpoint", run_dir(world), "--out", str(world / "study"), *extra]
+    assert expected in refuse(tune_cli.main, argv, world, capsys)
+
+
+def test_the_report_refuses_a_missing_or_damaged_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "sweep.json" in refuse(reports_cli.main, [str(tmp_path / "nowhere")], tmp_path, capsys)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "sweep.json").write_text('{"name": "x"')
+    assert "sweep.json" in refuse(reports_cli.main, [str(tmp_path / "bad")], tmp_path, capsys)
+
+
+def damaged_copy(world: Path, tmp_path: Path, name: str, content: bytes) -> Path:
+    """A copy of the trained run's checkpoint with one file replaced by `content`."""
+    import shutil
+
+    source = next((world / "run" / "checkpoints").iterdir())
+    copy = tmp_path / "ckpt" / source.name
+    shutil.copytree(source, copy)
+    (copy / name).write_bytes(content)
+    return copy
+
+
+@pytest.mark.parametrize("name, content", [
+    ("ema.safetensors", b"garbage"), ("ema.safetensors", b""), ("train.safetensors", b"\x00" * 9),
+    ("manifest.json", b'{"config": '), ("state.json", b"not json"),
+])
+def test_a_damaged_checkpoint_is_named_with_the_fix(name: str, content: bytes, world: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    copy = damaged_copy(world, tmp_path, name, content)
+    err = refuse(miro_cli.main, ["sample", str(copy), "--caption", "a", "--out", str(tmp_path / "g.png")], tmp_path, capsys)
+    assert name in err and ("corrupt" in err or "lacks" in err) and "delete the folder" in err
+
+
+def test_a_damaged_optimizer_state_stops_a_resume_with_the_fix(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    shutil.copytree(world / "run", tmp_path / "run")
+    (next((tmp_path / "run" / "checkpoints").iterdir()) / "optimizer.pt").write_bytes(b"PK\x03\x04 truncated")
+    err = refuse(miro_cli.main, ["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(world / "data"),
+                                 "--set", "optim.steps=2"], tmp_path, capsys)
+    assert "optimizer.pt is corrupt" in err and "delete the folder" in err
+
+
+def test_a_full_disk_is_one_line_and_loses_nothing(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import torchvision.utils
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "g.png"))
+
+    monkeypatch.setattr(torchvision.utils, "save_image", full)
+    err = refuse(miro_cli.main, ["sample", run_dir(world), "--caption", "a", "--samples", "1", "--out", str(tmp_path / "g.png")],
+                 world, capsys)
+    assert "No space left on device" in err and "free disk space" in err
+
+
+def test_a_read_only_output_folder_is_one_line(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import torchvision.utils
+
+    def read_only(*args: object, **kwargs: object) -> None:  # (chmod cannot stop root, who runs CI here)
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "g.png"))
+
+    monkeypatch.setattr(torchvision.utils, "save_image", read_only)
+    err = refuse(miro_cli.main, ["sample", run_dir(world), "--caption", "a", "--samples", "1", "--out", str(tmp_path / "g.png")],
+                 world, capsys)
+    assert "Read-only file system" in err and "choose a writable output folder" in err
+
+
+SUBPROCESS_CASES = [  # a bad command line, a bad config value, a missing input: each path to stderr once, as `python -m`
+    ["-m", "miro", "sample", "nowhere", "--caption", "a", "--samples", "0"],
+    ["-m", "miro", "train", "--out", "x", "--set", "optim.steps=0", "--dry-run"],
+    ["-m", "reports", "nowhere"],
+]
+
+
+def test_as_true_subprocesses_every_command_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for argv in SUBPROCESS_CASES]
+    for argv, proc in zip(SUBPROCESS_CASES, procs):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (argv, err)
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("name", ["images.safetensors", "captions.json"])
+def test_damaged_prepared_data_is_named_with_the_fix(name: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    shutil.copytree(world / "data", tmp_path / "data")
+    target = next((tmp_path / "data").rglob(name))
+    target.write_bytes(target.read_bytes()[:20])  # truncated
+    err = refuse(miro_cli.main, ["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(tmp_path / "data"),
+                                 "--set", "optim.steps=2"], tmp_path, capsys)
+    assert f"{name} is corrupt or truncated" in err and "to prepare the data again" in err
