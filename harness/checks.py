@@ -142,5 +142,7 @@ def weights_problems(path: str) -> list[str]:
 def validate(study: Study) -> None:
     """Refuse a study with any problem, naming all of them."""
     problems = study_problems(study)
+    if len(problems) == 1:
+        raise MiroError(f"study {study.name}: {problems[0]} (nothing was planned)")
     if problems:
-        raise MiroError(f"study {study.name} has {len(problems)} problem(s); nothing was planned:\n  - " + "\n  - ".join(problems))
+        raise MiroError(f"study {study.name} has {len(problems)} problems; nothing was planned:\n  - " + "\n  - ".join(problems))

@@ -186,4 +186,5 @@ def validate_study(study: Study) -> None:
     """Refuse a study with a structural mistake (all of them listed); paths and scorers are checked by harness.checks."""
     problems = arm_problems(study)
     if problems:
-        raise MiroError(f"study {study.name} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+        raise MiroError(f"study {study.name}: {problems[0]}" if len(problems) == 1 else
+                        f"study {study.name} has {len(problems)} problems:\n  - " + "\n  - ".join(problems))

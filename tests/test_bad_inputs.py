@@ -83,20 +83,20 @@ SAMPLE = [
     ("negative-seed", lambda w: ["sample", run_dir(w), "--caption", "a", "--seed", "-1", "--out", f"{w}/g.png"], "--seed: -1 is out of range"),
 ]
 ANNOTATE = [
-    ("zero-samples", lambda w: ["annotate", "--samples", "0", "--out", f"{w}/a.parquet"], "--samples: 0 is out of range"),
-    ("zero-batch", lambda w: ["annotate", "--samples", "8", "--batch-size", "0", "--out", f"{w}/a.parquet"], "--batch-size: 0"),
-    ("shard-past-count", lambda w: ["annotate", "--samples", "8", "--shard", "3/2", "--out", f"{w}/a.parquet"], "0 <= I < N"),
-    ("shard-not-a-pair", lambda w: ["annotate", "--samples", "8", "--shard", "x", "--out", f"{w}/a.parquet"], "I/N"),
-    ("unknown-scorer", lambda w: ["annotate", "--samples", "8", "--scorer", "shapes_sise", "--out", f"{w}/a.parquet"], 'did you mean "shapes_size"'),
-    ("tiny-resolution", lambda w: ["annotate", "--samples", "8", "--resolution", "0", "--out", f"{w}/a.parquet"], "--resolution: 0"),
-    ("folder-without-path", lambda w: ["annotate", "--source", "folder", "--out", f"{w}/a.parquet"], "--path is required"),
+    ("zero-samples", lambda w: ["annotate", "--samples", "0", "--out", f"{w}/ann"], "--samples: 0 is out of range"),
+    ("zero-batch", lambda w: ["annotate", "--samples", "8", "--batch-size", "0", "--out", f"{w}/ann"], "--batch-size: 0"),
+    ("shard-past-count", lambda w: ["annotate", "--samples", "8", "--shard", "3/2", "--out", f"{w}/ann"], "I must lie in [0, N)"),
+    ("shard-not-a-pair", lambda w: ["annotate", "--samples", "8", "--shard", "x", "--out", f"{w}/ann"], "I/N"),
+    ("unknown-scorer", lambda w: ["annotate", "--samples", "8", "--scorer", "shapes_sise", "--out", f"{w}/ann"], 'did you mean "shapes_size"'),
+    ("tiny-resolution", lambda w: ["annotate", "--samples", "8", "--resolution", "0", "--out", f"{w}/ann"], "--resolution: 0"),
+    ("folder-without-path", lambda w: ["annotate", "--source", "folder", "--out", f"{w}/ann"], "--path is required"),
 ]
 SWEEP = [
     ("max-parallel-zero", ["smoke", "--max-parallel", "0"], "--max-parallel: 0 is out of range"),
     ("max-parallel-zero-dry-run", ["smoke", "--max-parallel", "0", "--dry-run"], "--max-parallel: 0 is out of range"),
-    ("samples-zero", ["smoke", "--samples-per-prompt", "0"], "--samples-per-prompt: 0"),
-    ("samples-zero-dry-run", ["smoke", "--samples-per-prompt", "0", "--dry-run"], "--samples-per-prompt: 0"),
-    ("trials-zero", ["smoke", "--tune-trials", "0", "--dry-run"], "--tune-trials: 0"),
+    ("samples-zero", ["smoke", "--set", "evaluation.samples_per_prompt=0"], "samples_per_prompt = 0"),
+    ("samples-zero-dry-run", ["smoke", "--set", "evaluation.samples_per_prompt=0", "--dry-run"], "samples_per_prompt = 0"),
+    ("trials-zero", ["smoke", "--set", "tuning.trials=0", "--dry-run"], "trials must be >= 1"),
     ("threads-zero", ["smoke", "--threads", "0"], "--threads: 0"),
     ("unknown-sweep", ["smok"], 'did you mean "smoke"'),
     ("unknown-executor", ["smoke", "--executor", "lokal"], "invalid choice"),
@@ -104,7 +104,7 @@ SWEEP = [
     ("mem-nan", ["smoke", "--mem-gb", "nan", "--dry-run"], "--mem-gb: nan"),
     ("sbatch-not-a-pair", ["smoke", "--sbatch", "exclusive", "--dry-run"], "key=value"),
     ("two-nodes-on-local", ["smoke", "--nodes", "2", "--dry-run"], "runs on one node"),
-    ("status-and-bad-count", ["smoke", "--status", "--samples-per-prompt", "-1"], "--samples-per-prompt: -1"),
+    ("status-and-bad-count", ["smoke", "--status", "--set", "evaluation.samples_per_prompt=-1"], "samples_per_prompt = -1"),
 ]
 EVALUATE = [
     ("zero-samples", ["--samples", "0"], "--samples: 0"),
