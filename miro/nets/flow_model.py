@@ -16,6 +16,7 @@ from miro.nets.conditioning import ConditionEncoder
 from miro.nets.dit import DiT
 from miro.nets.layers import FourierFeatures, ScalarEmbedder
 from miro.nets.rin import RIN
+from miro.nets.unet import UNet
 
 
 class FlowModel(nn.Module):
@@ -30,7 +31,7 @@ class FlowModel(nn.Module):
             rewards.scheme, len(self.reward_names), text_dim, model.width, model.text_registers,
             model.cond_blocks, model.cond_heads,
         )
-        self.backbone: nn.Module = DiT(model) if model.backbone == "dit" else RIN(model)
+        self.backbone: nn.Module = {"unet": UNet, "dit": DiT, "rin": RIN}[model.backbone](model)
 
     @property
     def has_latents(self) -> bool:
