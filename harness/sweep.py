@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ablations.sweeps import SWEEPS, sweep
 from harness.aggregate import aggregate
+from harness.eta import TimeLeft
 from harness.executors import SlurmResources, make_executor, render_sbatch, retry, submit_units
 from harness.plan import EvalSettings, Plan, plan_sweep
 from harness.store import Store
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> Path:
     units = [planned.unit for _, wave in plan.waves for planned in wave]
     tic = time.perf_counter()
     submit = retry if args.retry else submit_units
-    outcome = submit(executor, store, units, FUNCTIONS, fail_fast=args.fail_fast, max_running=args.max_parallel).wait()  # type: ignore[operator]
+    running = submit(executor, store, units, FUNCTIONS, fail_fast=args.fail_fast, max_running=args.max_parallel)  # type: ignore[operator]
+    running.time_left = TimeLeft(store, units, args.max_parallel).postfix
+    outcome = running.wait()
     failed = {key: state for key, state in outcome.items() if state != "done"}
     sweep_dir = aggregate(plan, store, root / "sweeps" / chosen.name)
     from reports.build import build_report
