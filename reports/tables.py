@@ -90,9 +90,9 @@ def diversity_summary(diversity: pd.DataFrame | None) -> pd.DataFrame:
         else:
             interval = seed_t_interval(values)
             low, high = interval.low, interval.high
-        low, high = clip_to_range(str(metric), low, high)
+        clipped = clip_to_range(str(metric), low, high)
         rows.append({"arm": arm, "metric": metric, "step": step, "n_seeds": len(values), "estimate": values.mean(),
-                     "low": low, "high": high})
+                     "low": clipped[0], "high": clipped[1]})
     return pd.DataFrame(rows, columns=out_columns)
 
 

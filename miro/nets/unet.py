@@ -21,6 +21,12 @@ from miro.config import ModelConfig
 from miro.nets.layers import Attention, Mlp
 
 
+def _zero(conv: nn.Conv2d) -> None:
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 def _groups(channels: int) -> int:
     return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
@@ -36,8 +42,7 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip: nn.Module = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-        nn.init.zeros_(self.conv2.weight)  # each block starts as its skip path
-        nn.init.zeros_(self.conv2.bias)
+        _zero(self.conv2)  # each block starts as its skip path
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:  # (B, Ci, H, W), (B, D) -> (B, Co, H, W)
         h = self.conv1(F.silu(self.norm1(x)))
@@ -102,8 +107,7 @@ class UNet(nn.Module):
             prev = ch
         self.norm_out = nn.GroupNorm(_groups(chans[0]), chans[0])
         self.conv_out = nn.Conv2d(chans[0], cfg.channels, 3, padding=1)
-        nn.init.zeros_(self.conv_out.weight)  # start as the zero velocity: stable first steps
-        nn.init.zeros_(self.conv_out.bias)
+        _zero(self.conv_out)  # start as the zero velocity: stable first steps
 
     def _attend(self, block: nn.Module, h: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
         return block(h, cond, cond_mask) if isinstance(block, SpatialAttention) else h
