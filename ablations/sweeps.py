@@ -56,7 +56,7 @@ def schemes() -> Sweep:
     for strategy, p in (("binomial", 0.5), ("uniform", 0.0), ("none", 0.0)):
         arms.append(Arm(f"dropout-{strategy}", replace(base, name=f"dropout-{strategy}", rewards=replace(base.rewards, dropout_strategy=strategy, dropout_p=p)),
                         ablates=("rewards.dropout_strategy", "rewards.dropout_p"), baseline="tokens"))
-    return Sweep("schemes", tuple(arms), seeds=(0, 1), eval_steps=(150, 300, 450),
+    return Sweep("schemes", tuple(arms), seeds=(0, 1), eval_steps=default().eval_steps,
                  description="Which way of feeding rewards to the network works, and how should rewards be dropped?")
 
 
