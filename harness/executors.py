@@ -29,7 +29,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,7 @@ class UnitRun:
         self.jobs: dict[str, submitit.Job[Any]] = {}
         self.states: dict[str, str] = {}
         self.watched: set[str] = set()  # units another runner was seen working on
+        self.time_left: Callable[[], dict[str, str]] | None = None  # extra progress-bar fields (harness.eta)
         self.stopped = False
 
     # ---- one step: settle ended jobs, then submit what is ready ----------------------------------
@@ -330,10 +331,13 @@ class UnitRun:
     # ---- public -----------------------------------------------------------------------------------
     def wait(self) -> dict[str, str]:
         """Poll every `poll_s` until every unit is done, failed, cancelled or blocked; returns key -> state."""
-        with tqdm(total=len(self.units), desc="units", unit="unit", disable=not self.progress, dynamic_ncols=True) as bar:
+        # units differ in cost: the time left comes from `time_left` (harness.eta), not from tqdm's equal-unit rate
+        with tqdm(total=len(self.units), desc="units", unit="unit", disable=not self.progress, dynamic_ncols=True,
+                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]") as bar:
             while not self.step():
                 bar.update(len(self.states) - bar.n)
-                bar.set_postfix(running=len(self.jobs), failed=sum(s == "failed" for s in self.states.values()))
+                bar.set_postfix(running=len(self.jobs), failed=sum(s == "failed" for s in self.states.values()),
+                                **(self.time_left() if self.time_left else {}))
                 time.sleep(self.poll_s)
             bar.update(len(self.states) - bar.n)
         return dict(self.states)

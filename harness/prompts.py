@@ -68,13 +68,16 @@ def download_partiprompts(dest_dir: str | Path, allow_download: bool = True) -> 
 
 def shapes_prompts(world: ShapesWorldConfig, split: str = "") -> list[Prompt]:
     """The shapes world's GenEval prompt set (`miro.data.shapes_prompts`), or its `validation` / `test` half
-    (tune guidance and targets on one, report the other)."""
-    from miro.data.shapes_prompts import shapes_geneval_prompts, split_prompts
+    (tune guidance and targets on one, report the other). A half keeps each prompt's index in the whole
+    set, so a caption repeated across the halves never draws the same image seeds in both."""
+    from miro.data.shapes_prompts import shapes_geneval_prompts, split_indices
 
     metadata = shapes_geneval_prompts(world)
+    indices = list(range(len(metadata)))
     if split:
-        metadata = dict(zip(("validation", "test"), split_prompts(metadata)))[split]
-    return from_specs([parse_prompt(m, f"shapes prompt {i}") for i, m in enumerate(metadata)])
+        indices = sorted(dict(zip(("validation", "test"), split_indices(metadata)))[split])
+    specs = [(i, parse_prompt(metadata[i], f"shapes prompt {i}")) for i in indices]
+    return [Prompt(i, s.prompt, s.tag, s.source, s) for i, s in specs]
 
 
 def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: str | Path = "~/.cache/miro/benchmarks",

@@ -28,6 +28,7 @@ from typing import Any
 from harness.aggregate import aggregate
 from harness.checks import validate
 from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
+from harness.eta import TimeLeft
 from harness.executors import SlurmResources, check_units, job_parameters, make_executor, render_sbatch, retry, submit_units
 from harness.plan import Plan, plan_study
 from harness.store import Store
@@ -240,8 +241,10 @@ def run(args: argparse.Namespace) -> Path:
     units = [planned.unit for _, wave in plan.waves for planned in wave]
     tic = time.perf_counter()
     submit = retry if args.retry else submit_units
-    outcome = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
-                     poll_s=args.poll_s).wait()  # type: ignore[operator]
+    running = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
+                     poll_s=args.poll_s)  # type: ignore[operator]
+    running.time_left = TimeLeft(store, units, args.max_parallel).postfix
+    outcome = running.wait()
     failed = {key: state for key, state in outcome.items() if state != "done"}
     html, partial = publish(plan, store, root / "sweeps" / chosen.name)
     print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")

@@ -117,10 +117,12 @@ class LatentConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. `dit` is the small transformer for CPU work; `rin` is the paper's backbone.
+    """The network. `unet` (small conv U-Net) and `dit` (small transformer) are for CPU work; `rin` is the paper's.
 
     image_size / channels describe what the flow runs on (pixels, or VAE latents).
-    width: transformer width (DiT) or latent width (RIN); data_dim is RIN's patch-token width.
+    width: transformer width (DiT), latent width (RIN), or condition width (U-Net); data_dim is RIN's patch-token width.
+    unet_channels / attention_resolution: the U-Net's channels per level, and the largest feature-map side
+    that gets self- and cross-attention.
     """
 
     backbone: str = "dit"
@@ -137,6 +139,9 @@ class ModelConfig:
     rin_blocks: int = 4
     rin_layers_per_block: int = 4
     read_write_heads: int = 16
+    # U-Net only
+    unet_channels: tuple[int, ...] = (16, 32, 64)
+    attention_resolution: int = 8
     # conditioning sequence
     text_registers: int = 16
     cond_blocks: int = 2
@@ -146,13 +151,23 @@ class ModelConfig:
     time_input: str = "t"
 
     def __post_init__(self) -> None:
-        _choice("model", "backbone", self.backbone, ("dit", "rin"))
+        _choice("model", "backbone", self.backbone, ("unet", "dit", "rin"))
         _choice("model", "time_input", self.time_input, ("t", "gamma"))
         for name in ("image_size", "channels", "patch_size", "width", "depth", "heads", "mlp_ratio",
                      "data_dim", "num_latents", "rin_blocks", "rin_layers_per_block", "read_write_heads", "cond_heads"):
             _positive("model", name, getattr(self, name))
         if self.image_size % self.patch_size:
             raise MiroError(f"model.patch_size = {self.patch_size} must divide model.image_size = {self.image_size}")
+        if isinstance(self.unet_channels, list):  # from JSON or the command line
+            object.__setattr__(self, "unet_channels", tuple(self.unet_channels))
+        if not self.unet_channels or any(c < 1 for c in self.unet_channels):
+            raise MiroError(f"model.unet_channels = {self.unet_channels} must be a non-empty list of positive channel counts")
+        if self.backbone == "unet":
+            if self.image_size % 2 ** (len(self.unet_channels) - 1):
+                raise MiroError(f"model.image_size = {self.image_size} must be divisible by 2^(levels - 1) = {2 ** (len(self.unet_channels) - 1)} for model.unet_channels = {self.unet_channels}")
+            bad = [c for c in self.unet_channels if c % self.heads]
+            if bad:
+                raise MiroError(f"model.unet_channels = {self.unet_channels}: {bad} not divisible by model.heads = {self.heads}; use multiples of the heads")
         if self.width % self.heads or self.width % self.cond_heads:
             raise MiroError(f"model.width = {self.width} must be divisible by model.heads = {self.heads} and model.cond_heads = {self.cond_heads}")
 

@@ -82,7 +82,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     }
     context = {
         "spec": spec, "root": results.root, "tables_folder": folder, "built": time.strftime("%Y-%m-%d %H:%M"),
-        "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "family": len(stats.comparisons),
+        "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "families": sorted(stats.comparisons.groupby("family").size().items()) if len(stats.comparisons) else [],
         "arms": table_view(tables["arms"]), "verdicts": {"own": own, "reference": [v for v in judged if v not in own]},
         "facts": data_and_compute(results), "main": main, "figures": {f.key: f for f in drawn if f is not None},
         "speedups": table_view(speedup_matrix(speedup_table)), "comparisons": table_view(stats.comparisons),

@@ -4,8 +4,10 @@ Prompts are the unit (harness.stats): a prompt's images are averaged, then its s
 with baseline seed s, and only the seeds and prompts both arms have enter a comparison. GenEval-style 0/1
 metrics weigh their tags equally (GenEval's overall score) and are tested with exact McNemar on paired
 images (same seed, prompt and sample); every other metric with the sign-flip test on per-prompt means.
-All tests of a sweep (arms x baselines x metrics) form one family for Holm's correction, so a marked
-difference survives the number of comparisons the report makes.
+Holm's correction runs within families chosen as a reader asks the questions: one arm pair's metrics at
+their last common step ("does MIRO beat the baseline, and on what?") is one family; the same pair's GenEval
+per-task splits are a family of their own (they re-slice GenEval overall, already in the first family).
+Each row names its family, and the report states every family with its size.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pandas as pd
 
 from harness.geneval.metadata import TAGS
 from harness.stats import bootstrap_difference, bootstrap_mean, holm, mcnemar_exact, seed_t_interval, sign_flip_test
-from reports.results import BINARY_METRICS, SweepResults, SweepSpec
+from reports.results import BINARY_METRICS, SweepResults, SweepSpec, clip_to_range
 
 ALPHA = 0.05
 RESAMPLES = 2000  # bootstrap draws per interval, as in the evaluation summaries
@@ -116,7 +118,7 @@ def arm_estimate(means: PromptMeans, key: MetricKey, arm: str) -> dict[str, obje
         return None
     per_prompt = table.mean(axis=0)
     interval = bootstrap_mean(per_prompt.to_numpy(), strata=means.strata(key, table.columns), n_resamples=RESAMPLES)
-    seed_low, seed_high = _seed_interval(means.estimate(key, table))
+    seed_low, seed_high = clip_to_range(key.metric, *_seed_interval(means.estimate(key, table)))
     return {"arm": arm, "metric": key.label, "base_metric": key.metric, "step": step, "n_seeds": table.shape[0],
             "n_prompts": table.shape[1], "estimate": interval.estimate, "low": interval.low, "high": interval.high,
             "seed_low": seed_low, "seed_high": seed_high}
@@ -157,6 +159,11 @@ def compare(means: PromptMeans, key: MetricKey, arm: str, against: str, family: 
             "seed_low": seed_low, "seed_high": seed_high, "test": test, "p": p, "trained": trained}
 
 
+def family_of(key: MetricKey, arm: str, against: str) -> str:
+    """The Holm family of one test: the arm pair's metrics, or the arm pair's per-task splits of a metric."""
+    return f"{arm} vs {against}: " + ("metrics" if key.tag is None else f"{key.metric} per task")
+
+
 def comparison_pairs(spec: SweepSpec) -> list[tuple[str, str]]:
     """Each arm against its declared baseline, and against the no-reward baseline when that is another arm."""
     pairs = []
@@ -179,7 +186,7 @@ class Statistics:
 
 ESTIMATE_COLUMNS = ["arm", "metric", "base_metric", "step", "n_seeds", "n_prompts", "estimate", "low", "high", "seed_low", "seed_high"]
 COMPARISON_COLUMNS = ["arm", "against", "metric", "base_metric", "step", "n_seeds", "n_prompts", "difference", "low", "high",
-                      "seed_low", "seed_high", "test", "p", "trained", "p_holm", "significant"]
+                      "seed_low", "seed_high", "test", "p", "trained", "family", "family_size", "p_holm", "significant"]
 
 
 def statistics(results: SweepResults, means: PromptMeans) -> Statistics:
@@ -190,9 +197,15 @@ def statistics(results: SweepResults, means: PromptMeans) -> Statistics:
     rewards = {a.name: set(a.training_rewards) for a in spec.arms}
     plan = [(k, arm, against, k.metric in rewards[arm] | rewards[against])
             for arm, against in comparison_pairs(spec) for k in keys]
-    rows = [row for k, arm, against, trained in plan
-            if (row := compare(means, k, arm, against, len(plan), trained)) is not None]
-    comparisons = pd.DataFrame(rows, columns=COMPARISON_COLUMNS[:-2])
-    comparisons["p_holm"] = holm(comparisons["p"].to_numpy()) if rows else np.array([])
+    sizes = pd.Series([family_of(k, arm, against) for k, arm, against, _ in plan]).value_counts().to_dict()
+    rows = []
+    for k, arm, against, trained in plan:
+        family = family_of(k, arm, against)
+        row = compare(means, k, arm, against, sizes[family], trained)
+        if row is not None:
+            rows.append({**row, "family": family})
+    comparisons = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("family_size", "p_holm", "significant")])
+    comparisons["family_size"] = comparisons.groupby("family")["p"].transform("size") if rows else []
+    comparisons["p_holm"] = comparisons.groupby("family")["p"].transform(lambda p: holm(p.to_numpy())) if rows else []
     comparisons["significant"] = comparisons["p_holm"] < ALPHA
     return Statistics(keys, pd.DataFrame(estimates, columns=ESTIMATE_COLUMNS), comparisons)

@@ -50,6 +50,24 @@ RERUN = "run the same sweep command again to rewrite it (finished units are kept
 BINARY_METRICS = ("geneval", "geneval_shape_agnostic")
 UNDIRECTED_METRICS = ("objects_per_single_object_prompt",)
 ALWAYS_LOWER_IS_BETTER = ("fid", "kid")
+# Where a metric's values can lie; an interval is clipped to it (a two-seed t-interval otherwise runs
+# below zero for FID). KID is absent on purpose: its unbiased estimate is negative when the two sets are
+# closer than sampling noise, so its interval may be too, and the report says so.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "geneval": (0.0, 1.0), "geneval_shape_agnostic": (0.0, 1.0), "shapes_alignment": (0.0, 1.0),
+    "shapes_quality": (0.0, 1.0), "shapes_size": (0.0, 1.0), "objects_per_single_object_prompt": (0.0, float("inf")),
+    "fid": (0.0, float("inf")), "pairwise_distance": (0.0, float("inf")), "vendi": (1.0, float("inf")),
+}
+
+
+def clip_to_range(metric: str, low: float | None, high: float | None) -> tuple[float | None, float | None]:
+    """(low, high) clipped to the metric's range (by its base name, "geneval[counting]" -> "geneval")."""
+    lo, hi = METRIC_RANGES.get(metric.partition("[")[0], (-float("inf"), float("inf")))
+    def clip(v: float | None) -> float | None:
+        return None if v is None or v != v else min(max(float(v), lo), hi)
+    return clip(low), clip(high)
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 METRICS_COLUMNS = {"arm": str, "seed": int, "step": int, "prompt_id": int, "tag": str, "sample": int, "metric": str,

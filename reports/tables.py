@@ -3,7 +3,7 @@
 Columns are grouped so that held-out evidence (GenEval, other held-out scorers, diversity) stands apart from
 the reward metrics; within the reward group a cell is shaded when its arm was trained on that reward.
 Each cell carries its interval, a best-in-column mark, and significance marks against the arm's baseline
-(filled triangles) and against the no-reward baseline (open triangles), Holm-corrected over the sweep.
+(filled triangles) and against the no-reward baseline (open triangles), Holm-corrected within each family (reports.comparisons.family_of).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.stats import seed_t_interval
 from reports import formatting
-from reports.results import BINARY_METRICS, UNDIRECTED_METRICS, SweepSpec
+from reports.results import BINARY_METRICS, UNDIRECTED_METRICS, SweepSpec, clip_to_range
 
 GENEVAL = "GenEval (held out)"
 HELD_OUT = "Other held-out metrics"
@@ -90,8 +90,9 @@ def diversity_summary(diversity: pd.DataFrame | None) -> pd.DataFrame:
         else:
             interval = seed_t_interval(values)
             low, high = interval.low, interval.high
+        clipped = clip_to_range(str(metric), low, high)
         rows.append({"arm": arm, "metric": metric, "step": step, "n_seeds": len(values), "estimate": values.mean(),
-                     "low": low, "high": high})
+                     "low": clipped[0], "high": clipped[1]})
     return pd.DataFrame(rows, columns=out_columns)
 
 

@@ -61,7 +61,7 @@ def grouped(rows: pd.DataFrame) -> list[str]:
 
 
 def verdict(arm: str, against: str, rows: pd.DataFrame, spec: SweepSpec) -> Verdict:
-    """The verdict of one comparison (rows: its metrics, already Holm-adjusted over the whole sweep)."""
+    """The verdict of one comparison (rows: its metrics, already Holm-adjusted within their families)."""
     first = rows.iloc[0]
     head = f"{arm} vs {against} (step {first['step']}, {first['n_seeds']} seed(s), {first['n_prompts']} prompts)"
     claims = rows[rows["p_holm"] < ALPHA].sort_values("p_holm")

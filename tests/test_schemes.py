@@ -16,7 +16,7 @@ def velocity_for(model, encoder, targets):
         return model(x, t, text, mask, values, kept)[0]
 
 
-@pytest.mark.parametrize("backbone", ["dit", "rin"])
+@pytest.mark.parametrize("backbone", ["unet", "dit", "rin"])
 @pytest.mark.parametrize("scheme", ["tokens", "adaln", "prompt"])
 def test_reward_targets_change_the_output(scheme, backbone):
     cfg = tiny_config(scheme, backbone)
@@ -30,7 +30,7 @@ def test_reward_targets_change_the_output(scheme, backbone):
     assert (low - dropped).abs().max() > 1e-3, "a dropped reward must differ from the value 0"
 
 
-@pytest.mark.parametrize("backbone", ["dit", "rin"])
+@pytest.mark.parametrize("backbone", ["unet", "dit", "rin"])
 def test_scheme_none_ignores_rewards(backbone):
     cfg = tiny_config("none", backbone)
     encoder = ShapesTextEncoder(cfg.text.dim, cfg.text.max_tokens)

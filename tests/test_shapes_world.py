@@ -197,10 +197,12 @@ def test_detect_one_image_and_masks():
 
 def test_prompt_set_is_geneval_metadata():
     prompts = shapes_geneval_prompts(WORLD)
-    assert prompts == shapes_geneval_prompts(WORLD) and 60 <= len(prompts) <= 120
+    assert prompts == shapes_geneval_prompts(WORLD) and 120 <= len(prompts) <= 144
     assert [p["tag"] for p in prompts] == sorted((p["tag"] for p in prompts), key=TAGS.index)
     assert {p["tag"] for p in prompts} == set(TAGS)
-    assert len({p["prompt"] for p in prompts}) == len(prompts)
+    singles = [p["prompt"] for p in prompts if p["tag"] == "single_object"]
+    assert len(singles) == 20 and set(singles) == {f"a photo of a {s}" for s in WORLD.shapes}  # repeated in turn
+    assert len({p["prompt"] for p in prompts if p["tag"] == "color_attr"}) == 24  # enough combinations: no repeats
     for p in prompts:
         assert list(p) == (["tag", "include", "exclude", "prompt"] if p["tag"] == "counting" else ["tag", "include", "prompt"])
         assert parse_caption(p["prompt"]) == p
@@ -219,5 +221,8 @@ def test_split_is_disjoint_balanced_and_deterministic():
     validation, test = split_prompts(prompts)
     assert (validation, test) == split_prompts(list(reversed(prompts)))
     texts_v, texts_t = {p["prompt"] for p in validation}, {p["prompt"] for p in test}
-    assert not texts_v & texts_t and texts_v | texts_t == {p["prompt"] for p in prompts}
-    assert {p["tag"] for p in validation} == {p["tag"] for p in test} == set(TAGS)
+    assert texts_v | texts_t == {p["prompt"] for p in prompts}
+    once = {p["prompt"] for p in prompts if sum(q["prompt"] == p["prompt"] for q in prompts) == 1}
+    assert not texts_v & texts_t & once, "a caption listed once lands in one half only"
+    for tag in TAGS:
+        assert sum(p["tag"] == tag for p in validation) >= 10 and sum(p["tag"] == tag for p in test) >= 10

@@ -75,9 +75,10 @@ def test_every_problem_of_a_study_is_listed_at_once(tmp_path):
         validate(study)
 
 
-def test_dry_run_refuses_an_invalid_study_and_plans_nothing(tmp_path):
-    with pytest.raises(SystemExit, match="nothing was planned"):
+def test_dry_run_refuses_an_invalid_study_and_plans_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["smoke", "--root", str(tmp_path), "--dry-run", "--set", "evaluation.shapes.prompts=shapes-tset"])
+    assert exit_info.value.code == 2 and "nothing was planned" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 

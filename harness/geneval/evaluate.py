@@ -20,6 +20,7 @@ from tqdm import tqdm
 from harness.geneval.layout import read_layout
 from harness.geneval.metadata import PromptSpec
 from harness.geneval.rules import DEFAULT_OPTIONS, GenEvalOptions, judge, keep_detections
+from harness.geneval.shape_agnostic import judge_shape_agnostic
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError
 from miro.files import write_text_atomic
@@ -63,6 +64,7 @@ def evaluate_image(
         "reason": verdict.reason,
         "metadata": spec.source,
         "details": json.dumps(details),
+        "correct_shape_agnostic": judge_shape_agnostic(image, kept, spec, colors, options.position_threshold),
     }
 
 

@@ -160,12 +160,19 @@ def describes(metadata: Metadata, objects: Sequence[Seen]) -> bool:
     return all(constraint_results(metadata, objects))
 
 
-def shapes_geneval_prompts(config: ShapesWorldConfig, max_per_tag: int = 24) -> list[Metadata]:
+PROMPTS_PER_SPLIT = 10  # at least this many prompts per GenEval tag in each of validation and test
+
+
+def shapes_geneval_prompts(config: ShapesWorldConfig, max_per_tag: int = 24,
+                           min_per_tag: int = 2 * PROMPTS_PER_SPLIT) -> list[Metadata]:
     """The shapes world's GenEval prompt set, in GenEval's metadata format and tag order.
 
     Every combination of the world's shapes, colours, counts (2 to max_objects) and relations is
     enumerated per tag; tags with more than `max_per_tag` combinations keep a fixed, hash-ordered subset.
-    Tags that need two shape classes are left out of a one-shape world. Deterministic given the config.
+    A tag with fewer than `min_per_tag` combinations (a 3-shape world has 3 single-object captions) repeats
+    them in turn up to `min_per_tag` entries: each entry is its own prompt (index, hence image seeds), so
+    a tag's accuracy rests on at least `min_per_tag` / 2 prompts per split, not on 2 or 3. Tags that need
+    two shape classes are left out of a one-shape world. Deterministic given the config.
     """
     shapes, colors = config.shapes, config.colors
     pairs = list(permutations(shapes, 2))
@@ -181,9 +188,10 @@ def shapes_geneval_prompts(config: ShapesWorldConfig, max_per_tag: int = 24) -> 
     }
     prompts: list[Metadata] = []
     for tag in TAGS:
-        rows = [make_metadata(tag, include) for include in by_tag[tag]]
-        kept = set(sorted(_hash_key(r) for r in rows)[:max_per_tag])
-        prompts.extend(r for r in rows if _hash_key(r) in kept)
+        rows = sorted((make_metadata(tag, include) for include in by_tag[tag]), key=_hash_key)[:max_per_tag]
+        if not rows:
+            continue
+        prompts.extend(copy.deepcopy(rows[i % len(rows)]) for i in range(max(len(rows), min_per_tag)))
     return prompts
 
 
@@ -191,17 +199,27 @@ def _hash_key(metadata: Metadata) -> str:
     return hashlib.sha256(metadata["prompt"].encode()).hexdigest()
 
 
-def split_prompts(prompts: Sequence[Metadata]) -> tuple[list[Metadata], list[Metadata]]:
-    """(validation, test): disjoint halves with every tag in both, for tuning on one and reporting the other.
+def split_indices(prompts: Sequence[Metadata]) -> tuple[list[int], list[int]]:
+    """(validation, test) positions in `prompts`: halves with every tag in both, for tuning on one and
+    reporting the other.
 
-    Within each tag (in GenEval's order), prompts are ordered by a hash of their text and dealt
-    alternately, so the split does not depend on list order and each half holds half of every tag (the
-    odd one goes to validation).
+    Within each tag (in GenEval's order), prompts are ordered by a hash of their text (stable, so the
+    copies of a repeated caption stay together) and dealt alternately: the split does not depend on list
+    order, each half holds half of every tag (the odd one goes to validation), a caption listed once
+    lands in one half only, and a repeated caption's copies are shared between the halves (different
+    images, since a prompt's index seeds its images; in this world every caption is seen in training anyway).
     """
-    validation: list[Metadata] = []
-    test: list[Metadata] = []
+    validation: list[int] = []
+    test: list[int] = []
     for tag in TAGS:
-        rows = sorted((p for p in prompts if p["tag"] == tag), key=_hash_key)
-        validation.extend(copy.deepcopy(rows[0::2]))
-        test.extend(copy.deepcopy(rows[1::2]))
+        rows = [i for i in range(len(prompts)) if prompts[i]["tag"] == tag]
+        rows.sort(key=lambda i: (_hash_key(prompts[i]), i))
+        validation.extend(rows[0::2])
+        test.extend(rows[1::2])
     return validation, test
+
+
+def split_prompts(prompts: Sequence[Metadata]) -> tuple[list[Metadata], list[Metadata]]:
+    """(validation, test) copies of the prompts at `split_indices`."""
+    validation, test = split_indices(prompts)
+    return [copy.deepcopy(prompts[i]) for i in validation], [copy.deepcopy(prompts[i]) for i in test]

@@ -17,6 +17,7 @@ from miro.nets.conditioning import ConditionEncoder
 from miro.nets.dit import DiT
 from miro.nets.layers import FourierFeatures, ScalarEmbedder, xavier_init
 from miro.nets.rin import RIN
+from miro.nets.unet import UNet
 
 
 class FlowModel(nn.Module):
@@ -34,7 +35,7 @@ class FlowModel(nn.Module):
         self.time_input = model.time_input
         self.time_embed.apply(xavier_init)  # released: every Linear, the embedders and condition encoder included
         self.condition.apply(xavier_init)
-        self.backbone: nn.Module = DiT(model) if model.backbone == "dit" else RIN(model)
+        self.backbone: nn.Module = {"unet": UNet, "dit": DiT, "rin": RIN}[model.backbone](model)
 
     @property
     def has_latents(self) -> bool:

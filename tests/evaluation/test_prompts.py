@@ -65,8 +65,11 @@ def test_shapes_prompts_are_geneval_prompts_the_world_can_read():
     assert {p.group for p in prompts} == {"single_object", "two_object", "counting", "colors", "position", "color_attr"}
     assert all(p.spec is not None and parse_caption(p.text) is not None for p in prompts)
     validation, test = (load_prompts(f"shapes-{half}", world=ShapesWorldConfig()) for half in ("validation", "test"))
-    assert len(validation) + len(test) == len(prompts) and not {p.text for p in validation} & {p.text for p in test}
-    assert {p.group for p in test} == {p.group for p in prompts}
+    assert len(validation) + len(test) == len(prompts)
+    assert sorted(p.index for p in validation + test) == list(range(len(prompts))), "halves keep the set's indices"
+    assert all(prompts[p.index].text == p.text for p in validation + test)
+    for group in {p.group for p in prompts}:
+        assert sum(p.group == group for p in test) >= 10 and sum(p.group == group for p in validation) >= 10
 
 
 def test_unknown_prompt_sets_are_refused_with_the_choices():

@@ -22,7 +22,7 @@ from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PARTIAL_ARM = "without-size"  # the arm the shared test sweep stops before its last step
+PARTIAL_ARM = "only-size"  # the arm the shared test sweep stops before its last step
 FIRST_STEP, *_, PREVIOUS_STEP, LAST_STEP = default().eval_steps  # the steps the synthetic sweep evaluates
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 HELD_OUT_SCORER = "shapes_cleanliness"

@@ -11,7 +11,7 @@ from report_browser import check_page, chromium, screenshot, sorted_first_column
 from reports.build import Built
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "reports"
-ARMS = 8
+ARMS = 5  # the default study: baseline, MIRO and one specialist per shapes reward
 FIGURES = 6  # radar, curves, GenEval heat map, controllability, best-of-N, Pareto
 
 

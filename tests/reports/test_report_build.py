@@ -55,8 +55,7 @@ def test_the_report_is_one_offline_file(built: Built) -> None:
 
 def test_main_table_has_one_row_per_arm_and_shades_trained_rewards(built: Built) -> None:
     rows = cells(built.html.read_text())
-    assert list(rows) == ["baseline", "miro", "only-alignment", "only-quality", "only-size", "without-alignment",
-                          "without-quality", "without-size"]
+    assert list(rows) == ["baseline", "miro", "only-alignment", "only-quality", "only-size"]
     assert sum("trained" in c for c in rows["baseline"]) == 0
     assert sum("trained" in c for c in rows["miro"]) == 3
     assert sum("trained" in c for c in rows["only-quality"]) == 1
@@ -81,7 +80,7 @@ def test_every_table_is_exported_as_csv_and_json(built: Built) -> None:
             "geneval_tasks", "arms", "published", "verdicts", "diversity"} <= names
     assert names == {p.stem for p in built.tables.glob("*.json")}
     main = pd.read_csv(built.tables / "main_table.csv")
-    assert len(main) == 8 and "geneval interval" in main.columns
+    assert len(main) == 5 and "geneval interval" in main.columns
     assert pd.read_json(built.tables / "comparisons.json")["p_holm"].between(0, 1).all()
 
 
@@ -91,4 +90,4 @@ def test_a_sweep_with_no_results_yet_still_renders(tmp_path: Path) -> None:
     built = build_report(root)
     html = built.html.read_text()
     assert "metrics.parquet is missing" in html and "No comparison could be made yet" in html
-    assert all(c == "" for row in cells(html).values() for c in row) and len(cells(html)) == 8
+    assert all(c == "" for row in cells(html).values() for c in row) and len(cells(html)) == 5

@@ -24,7 +24,7 @@ def test_loads_every_file_and_names_what_is_missing(sweep_dir: Path) -> None:
     assert results.spec.reference == "baseline"
     assert results.spec.arm("miro").training_rewards == ("shapes_alignment", "shapes_quality", "shapes_size")
     assert results.diversity is not None and results.controllability is not None and results.best_of_n is not None
-    assert results.pareto is not None and len(results.failures) == 3 and len(results.grids) == 8
+    assert results.pareto is not None and len(results.failures) == 3 and len(results.grids) == 5
     assert any(PARTIAL_ARM in note and f"step {LAST_STEP}" in note for note in results.missing)
     assert any("units finished" in note for note in results.missing)
     assert results.absent == []

@@ -1,5 +1,5 @@
-"""The report's statistics: planted effects are found, a null arm claims nothing, Holm covers the whole
-family, GenEval overall weighs its tasks equally, verdicts claim exactly the significant differences."""
+"""The report's statistics: planted effects are found, a null arm claims nothing, Holm runs within each
+stated family, GenEval overall weighs its tasks equally, verdicts claim exactly the significant differences."""
 from __future__ import annotations
 
 import shutil
@@ -50,9 +50,14 @@ def test_a_planted_reward_effect_is_found_and_marked_as_trained(stats: Statistic
     assert geneval["test"] == "McNemar" and not geneval["trained"] and geneval["difference"] < 0
 
 
-def test_holm_runs_over_every_comparison_of_the_report(stats: Statistics) -> None:
+def test_holm_runs_within_each_family_an_arm_pair_and_its_per_task_splits_apart(stats: Statistics) -> None:
     comparisons = stats.comparisons
-    np.testing.assert_allclose(comparisons["p_holm"], holm(comparisons["p"].to_numpy()))
+    assert set(comparisons["family"]) >= {"miro vs baseline: metrics", "miro vs baseline: geneval per task"}
+    for family, rows in comparisons.groupby("family"):
+        np.testing.assert_allclose(rows["p_holm"], holm(rows["p"].to_numpy()))
+        assert (rows["family_size"] == len(rows)).all()
+        tagged = rows["metric"].str.contains(r"\[")
+        assert tagged.all() if family.endswith("per task") else not tagged.any()
     assert (comparisons["significant"] == (comparisons["p_holm"] < ALPHA)).all()
 
 
@@ -98,3 +103,16 @@ def test_speedup_credits_an_arm_already_there_at_its_first_checkpoint(results: S
     quality = table[(table["arm"] == "miro") & (table["metric"] == "shapes_quality")].iloc[0]
     assert quality["at_first_step"] and quality["speedup"] == pytest.approx(LAST_STEP / FIRST_STEP)
     assert set(table["against"]) == {"baseline"} and "baseline" not in set(table["arm"])
+
+
+def test_intervals_stay_in_each_metric_range_and_kid_may_go_negative() -> None:
+    from reports.results import clip_to_range
+    from reports.tables import diversity_summary
+
+    two_seeds = pd.DataFrame({"arm": ["a", "a", "a", "a"], "seed": [0, 1, 0, 1], "step": [5] * 4,
+                              "metric": ["fid", "fid", "kid", "kid"], "value": [2.0, 40.0, -0.002, 0.004],
+                              "low": [np.nan] * 4, "high": [np.nan] * 4})
+    summary = diversity_summary(two_seeds).set_index("metric")
+    assert summary.loc["fid", "low"] == 0.0 and summary.loc["fid", "high"] > 40  # a t(1) interval would go far below 0
+    assert summary.loc["kid", "low"] < 0
+    assert clip_to_range("geneval[counting]", -0.1, 1.2) == (0.0, 1.0)
