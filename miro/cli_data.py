@@ -168,7 +168,8 @@ def bins_command(args: argparse.Namespace) -> None:
 def weights_command(args: argparse.Namespace) -> None:
     problems = weights_file.check(args.file)
     if problems:
-        raise MiroError(f"{len(problems)} problem(s) in {args.file}:\n  " + "\n  ".join(problems))
+        print("\n".join(problems))  # one a line, like a linter's report; the error line sums them up
+        raise MiroError(f"{len(problems)} problem(s) in {args.file} (listed above); fix them and run weights check again")
     weights = weights_file.read(args.file)
     print(f"{args.file}: {len(weights.entries)} files and {len(weights.scorers)} scorers, all present and readable")
 

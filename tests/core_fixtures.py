@@ -1,6 +1,9 @@
 """Tiny configs and a toy conditional dataset shared by the core tests."""
 from __future__ import annotations
 
+import contextlib
+import io
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -43,3 +46,15 @@ def randomize(module: torch.nn.Module, seed: int = 0) -> None:
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+def refusal(main: Callable[[list[str]], object], argv: list[str]) -> str:
+    """Run a command's `main(argv)`: it must exit 2 with one `error:` line on stderr; returns that line."""
+    import pytest
+
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(err):
+        main(argv)
+    message = err.getvalue()
+    assert exit_info.value.code == 2 and message.startswith("error: ") and message.count("\n") == 1, message
+    return message.strip()

@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from core_fixtures import refusal
 from miro.__main__ import main as miro_main
 from miro.config import ObjectiveConfig, OptimConfig, RewardConfig, RunConfig, SampleConfig, from_dict
 from miro.inference import resolve_checkpoint
@@ -203,12 +204,11 @@ def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_pa
 
 
 def test_import_refuses_a_folder_without_the_released_files(tmp_path):
-    with pytest.raises(SystemExit, match="holds no released checkpoint"):
-        miro_main(["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"])
+    argv = ["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"]
+    assert "holds no released checkpoint" in refusal(miro_main, argv)
     (tmp_path / "variant").mkdir()
     (tmp_path / "variant" / "config.json").write_text("{}")
-    with pytest.raises(SystemExit, match="lacks model.safetensors, uncond_embedding.npy"):
-        miro_main(["import-released", str(tmp_path), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"])
+    assert "lacks model.safetensors, uncond_embedding.npy" in refusal(miro_main, argv)
 
 
 def test_a_folder_of_variants_imports_each_into_its_own_run(parity, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_real_weights import save_tiny_t5, save_tiny_vae, write_image_folder
 
+from core_fixtures import refusal
 from miro.__main__ import main
 from miro.data.annotate import annotate, read_annotation
 from miro.data.precompute import Features, PrecomputeOptions, latent_statistics, precompute
@@ -19,12 +20,8 @@ from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.binning import BinEdges, BinningOptions, bins_beside
 
 
-def one_line_exit(argv, capsys=None) -> str:
-    with pytest.raises(SystemExit) as caught:
-        main(argv)
-    message = str(caught.value.code)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
+def one_line_exit(argv) -> str:
+    return refusal(main, argv)
 
 
 class Brightness(Scorer):
@@ -35,7 +32,7 @@ class Brightness(Scorer):
         return images.mean(dim=(1, 2, 3))
 
 
-def test_weights_check_lists_every_problem_at_once(tmp_path):
+def test_weights_check_lists_every_problem_at_once(tmp_path, capsys):
     (tmp_path / "t5").mkdir()
     (tmp_path / "t5" / "config.json").write_text("{not json")
     (tmp_path / "w.toml").write_text(f"""
@@ -51,10 +48,9 @@ parti = "{tmp_path / 'PartiPrompts.tsv'}"
 sha256 = {{parti = "{'0' * 64}"}}
 """)
     (tmp_path / "PartiPrompts.tsv").write_text("Prompt\tCategory\tChallenge\tNote\nbond\tAbstract\tBasic\t\n")
-    with pytest.raises(SystemExit) as caught:
-        main(["weights", "check", str(tmp_path / "w.toml")])
-    lines = str(caught.value.code).splitlines()
-    assert lines[0] == f"error: 5 problem(s) in {tmp_path / 'w.toml'}:"
+    assert refusal(main, ["weights", "check", str(tmp_path / "w.toml")]).startswith(f"error: 5 problem(s) in {tmp_path / 'w.toml'}")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5
     assert any("key benchmarks.parti:" in line and f"not {'0' * 64}; fetch it again" in line for line in lines)
     assert any("key vae:" in line and "missing-vae does not exist" in line and "huggingface-cli download stabilityai/sdxl-vae" in line for line in lines)
     assert any("scorers.hpsv2.checkpoint" in line and "huggingface-cli download xswu/HPSv2 HPS_v2.1_compressed.pt" in line for line in lines)

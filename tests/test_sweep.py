@@ -67,7 +67,7 @@ def test_a_sweep_whose_new_units_fail_keeps_the_finished_report(finished_sweep, 
     import harness.sweep
 
     importable_by_jobs(monkeypatch)
-    monkeypatch.setitem(harness.sweep.FUNCTIONS, "evaluate", "slurm.toy_units:fail")  # every new evaluation fails
+    monkeypatch.setitem(harness.sweep.KINDS, "evaluate", "slurm.toy_units:fail")  # every new evaluation fails
     sweep_dir = finished_sweep / "sweeps" / "smoke"
     kept = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     capsys.readouterr()

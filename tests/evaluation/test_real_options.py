@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 import harness.prompts as prompt_sets
+from core_fixtures import refusal
 from harness.evaluation.__main__ import default_reference, default_scorers, geneval_rules, parser
 from harness.evaluation.run import EvaluationOptions, build_judge, stratified
 from harness.geneval.metadata import fetch_verified, parse_prompt
@@ -71,8 +72,8 @@ def test_tune_takes_scorers_and_their_options(tmp_path, monkeypatch):
                  "--scorers", "pickscore", "clip_score", "--scorer-option", "clip_score.model_dir=/w/clip"])
     assert seen["options"].scorers == ("pickscore", "clip_score")
     assert seen["options"].scorer_options == {"pickscore": {"model_dir": str(tmp_path)}, "clip_score": {"model_dir": "/w/clip"}}
-    with pytest.raises(SystemExit, match='--scorer-option "clip_score" is not NAME.KEY=VALUE'):
-        tuning.main(["--checkpoint", "c", "--out", str(tmp_path / "t"), "--scorer-option", "clip_score"])
+    assert '--scorer-option "clip_score" is not NAME.KEY=VALUE' in refusal(
+        tuning.main, ["--checkpoint", "c", "--out", str(tmp_path / "t"), "--scorer-option", "clip_score"])
 
 
 def test_scorers_default_to_the_weights_file_then_the_trained_rewards():
