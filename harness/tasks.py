@@ -78,12 +78,16 @@ def train_arm(work_dir: Path, config: dict[str, Any], data_root: str, threads: i
 def evaluation_options(suite: Mapping[str, Any], sample: Mapping[str, Any]) -> Any:
     """A study suite (harness.study.Suite as plain data) and an arm's sampler -> harness.evaluation's options."""
     from harness.evaluation import EvaluationOptions, GenerationOptions
+    from harness.geneval.rules import GenEvalOptions
 
     scorers = suite["scorers"]
+    rules = GenEvalOptions(threshold=suite["geneval_threshold"], counting_threshold=suite["geneval_counting_threshold"],
+                           max_objects=suite["geneval_max_objects"], max_overlap=suite["geneval_max_overlap"])
     return EvaluationOptions(
         prompts=suite["prompts"], limit=suite["limit"], scorers=None if scorers is None else tuple(scorers),
         scorer_options=suite["scorer_options"], geneval=suite["geneval"], geneval_detector=suite["geneval_detector"],
-        geneval_classes=suite["geneval_classes"], geneval_colors=suite["geneval_colors"], features=suite["features"],
+        geneval_classes=suite["geneval_classes"], geneval_colors=suite["geneval_colors"],
+        geneval_colors_model=suite["geneval_colors_model"], geneval_rules=rules, features=suite["features"],
         reference=suite["reference"], reference_size=suite["reference_size"],
         generation=GenerationOptions(sample=from_dict(SampleConfig, sample), samples_per_prompt=suite["samples_per_prompt"],
                                      seed=suite["seed"]))
@@ -120,7 +124,9 @@ def tune_checkpoint(work_dir: Path, checkpoint: str, tuning: dict[str, Any], thr
 
     torch.set_num_threads(threads)
     options = TuneOptions(objectives=tuple(tuning["objectives"]), trials=tuning["trials"], prompts=tuning["prompts"],
-                          samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"])
+                          samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"],
+                          scorers=None if tuning["scorers"] is None else tuple(tuning["scorers"]),
+                          scorer_options=tuning["scorer_options"])
     result = tune(checkpoint, Path(work_dir), options, progress=False)
     return {"pareto": str(Path(work_dir) / "pareto.json"), "trials": len(result["trials"])}
 

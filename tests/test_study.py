@@ -7,6 +7,7 @@ from harness.plan import plan_study
 from harness.store import Store
 from harness.study_file import load_study
 from harness.sweep import main
+from harness.tasks import evaluation_options
 from miro.errors import MiroError
 
 USER_STUDY = '''
@@ -62,16 +63,33 @@ def test_changing_tuning_trials_recomputes_no_evaluation(tmp_path):
                for u in sharded.evaluate)
 
 
+def test_geneval_rules_and_tuning_scorers_reach_their_units_and_only_their_keys(tmp_path):
+    store = Store(tmp_path / "store")
+    before = plan_study(load_study("smoke"), store)
+    rules = plan_study(load_study("smoke", overrides=["evaluation.shapes.geneval_threshold=0.5",
+                                                      "evaluation.shapes.geneval_colors_model=ViT-B-32"]), store)
+    assert keys(rules, "evaluate") != keys(before, "evaluate")
+    assert keys(rules, "tune") == keys(before, "tune") and keys(rules, "train") == keys(before, "train")
+    options = evaluation_options(rules.evaluate[0].unit.params["suite"], rules.evaluate[0].unit.params["sample"])
+    assert options.geneval_rules.threshold == 0.5 and options.geneval_rules.max_objects == 16
+    assert options.geneval_colors_model == "ViT-B-32"
+    scored = plan_study(load_study("smoke", overrides=["tuning.scorers=('shapes_quality',)"]), store)
+    assert keys(scored, "evaluate") == keys(before, "evaluate") and keys(scored, "tune") != keys(before, "tune")
+    assert scored.tune[0].unit.params["tuning"]["scorers"] == ["shapes_quality"]
+
+
 def test_every_problem_of_a_study_is_listed_at_once(tmp_path):
     study = load_study("smoke", overrides=["evaluation.shapes.scorers=('pickscor',)", "evaluation.shapes.geneval_detector=/no/such",
-                                           "tuning.prompts=shapes-test", "resources.trian.gpus_per_node=1", "eval_steps=(15,)"])
+                                           "tuning.prompts=shapes-test", "evaluation.shapes.geneval_threshold=1.5",
+                                           "tuning.scorers=('imagereward',)", "resources.trian.gpus_per_node=1", "eval_steps=(15,)"])
     problems = study_problems(study)
-    assert len(problems) == 6, problems  # both arms miss the checkpoint
+    assert len(problems) == 8, problems  # both arms miss the checkpoint
     joined = "\n".join(problems)
     for expected in ('unknown scorer "pickscor" (did you mean "pickscore"?)', "/no/such does not exist", "is a test split",
-                     'unknown unit kind "trian" (did you mean "train"?)', "writes no checkpoint at steps [15]"):
+                     'unknown unit kind "trian" (did you mean "train"?)', "writes no checkpoint at steps [15]",
+                     "GenEvalOptions.threshold must be in [0, 1)", 'tuning.scorers: unknown scorer "imagereward"'):
         assert expected in joined
-    with pytest.raises(MiroError, match="6 problem"):
+    with pytest.raises(MiroError, match="8 problem"):
         validate(study)
 
 
