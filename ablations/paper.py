@@ -24,6 +24,7 @@ PAPER_RESOURCES = {
     "annotate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240, "array_parallelism": 64},
     "annotate:vqa": {"mem_gb": 128, "time_min": 480},  # VQAScore's clip-flant5-xxl: most of the scoring time
     "assemble": {"cpus_per_task": 8, "mem_gb": 64, "time_min": 60},
+    "precompute": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240, "array_parallelism": 64},
     "train": {"nodes": 1, "gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 8, "mem_gb": 480, "time_min": 1440},
     "generate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 120, "array_parallelism": 64},
     "evaluate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240},
@@ -64,5 +65,6 @@ def paper(data: str = "", weights: str = "") -> Study:
         description="Baseline, MIRO, 7 single-reward specialists and 7 leave-one-out arms (arXiv 2510.25897).",
         evaluation=(geneval, parti), tuning=tuning,
         control=Control(prompts=parti.prompts, scorers=PARTI_SCORERS, scorer_options=parti.scorer_options),
-        data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256),
+        data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256,
+                        precompute=True, precompute_shards=64),
         resources=PAPER_RESOURCES, weights=local.source)

@@ -101,6 +101,9 @@ def study_problems(study: Study) -> list[str]:
             missing = [r for r in cfg.rewards.names if stages.annotate and r not in stages.annotate]
             if missing:
                 problems.append(f"{where} conditions on {missing}, which data.annotate does not score; add them to data.annotate")
+            if stages.precompute and cfg.text.encoder != "t5" and cfg.latents.space != "vae":
+                problems.append(f"{where}: data.precompute is set but the arm uses neither T5 (text.encoder) nor a VAE "
+                                "(latents.space), so there is nothing to precompute; set data.precompute = False")
         _path(f"{where}: text.path", cfg.text.path, problems)
         _path(f"{where}: latents.vae_path", cfg.latents.vae_path, problems)
     if study.tuning is not None:

@@ -37,17 +37,35 @@ def _scorers(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> 
     return [load_scorer(name, **options.get(name, {})) for name in names]
 
 
+def _images(source: str, path: str) -> Any:
+    from miro.data.sources import ImageFolderSource, WebDatasetSource
+
+    return ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)
+
+
 def annotate_shard(work_dir: Path, source: str, path: str, scorers: list[str], scorer_options: dict[str, dict[str, Any]],
                    shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
     """Score shard `shard` of `shards` of the training images with every scorer (one SLURM array task)."""
     from miro.data.annotate import annotate
-    from miro.data.sources import ImageFolderSource, WebDatasetSource
 
     torch.set_num_threads(threads)
-    images = ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)
     out = Path(work_dir) / ANNOTATIONS
-    report = annotate(images, _scorers(scorers, scorer_options), out, shard_index=shard, shard_count=shards, progress=False)
+    report = annotate(_images(source, path), _scorers(scorers, scorer_options), out, shard_index=shard, shard_count=shards,
+                      progress=False)
     return {"annotations": str(out), "line": report.line(), "samples_per_s": report.samples_per_second}
+
+
+def precompute_shard(work_dir: Path, source: str, path: str, out: str, vae_path: str, text_path: str, resolution: int,
+                     max_tokens: int, shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
+    """Encode shard `shard` of `shards` of the training images' VAE latents and captions' T5 features into the
+    study's features folder `out` (shared by the shards, distinct files per shard; one SLURM array task)."""
+    from miro.data.precompute import PrecomputeOptions, precompute
+
+    torch.set_num_threads(threads)
+    options = PrecomputeOptions(vae_path=vae_path, text_path=text_path, resolution=resolution, max_tokens=max_tokens,
+                                device="cuda" if torch.cuda.is_available() else "cpu")
+    report = precompute(_images(source, path), out, options, shard_index=shard, shard_count=shards, progress=False)
+    return {"features": out, "line": report.line(), "failed": dict(report.failed)}
 
 
 def assemble_annotations(work_dir: Path, parts: list[str], rewards: list[str]) -> dict[str, Any]:

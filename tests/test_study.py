@@ -157,3 +157,31 @@ def test_data_without_images_is_a_problem_of_the_study(tmp_path):
     study = load_study("smoke", overrides=[f"run.data.path={tmp_path / 'empty'}", "run.data.source=webdataset",
                                            "data.annotate=('pickscore',)", "run.rewards.names=[\"pickscore\"]"])
     assert any("data.path" in p and "empty" in p for p in study_problems(study))
+
+
+def test_precompute_shards_are_an_array_that_training_waits_for_and_reads(tmp_path):
+    from dataclasses import replace
+
+    from harness.study import DataStages
+
+    overrides = [f"run.data.path={tmp_path / 'shards'}", "run.data.source=webdataset", 'run.rewards.names=["pickscore"]',
+                 f"run.text.path={tmp_path / 't5'}", "run.text.encoder=t5"]
+    study = load_study("smoke", overrides=overrides)
+    store = Store(tmp_path / "store")
+
+    def planned(shards):
+        return plan_study(replace(study, data=DataStages(annotate=("pickscore",), precompute=True, precompute_shards=shards)), store)
+
+    plan = planned(3)
+    precompute = [u for u in plan.data if u.unit.kind == "precompute"]
+    assemble = [u.unit.key for u in plan.data if u.unit.kind == "assemble"]
+    assert [(u.unit.params["shard"], u.unit.params["shards"]) for u in precompute] == [(0, 3), (1, 3), (2, 3)]
+    assert {u.unit.params["text_path"] for u in precompute} == {str(tmp_path / "t5")} and {u.unit.params["vae_path"] for u in precompute} == {""}
+    assert {u.unit.depends_on for u in plan.train} == {(*assemble, *(u.unit.key for u in precompute))}
+    assert {u.unit.params["config"]["data"]["features"] for u in plan.train} == {precompute[0].unit.params["out"]}
+    resharded = planned(2)
+    assert keys(resharded, "train") != keys(plan, "train")  # another feature set
+    assert {u.unit.key for u in resharded.data if u.unit.kind == "annotate"} == {u.unit.key for u in plan.data if u.unit.kind == "annotate"}
+    unprecomputed = plan_study(replace(study, data=DataStages(annotate=("pickscore",))), store)
+    assert [u.unit.kind for u in unprecomputed.data] == ["annotate", "assemble"]
+    assert {u.unit.params["config"]["data"]["features"] for u in unprecomputed.train} == {""}
