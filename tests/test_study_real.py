@@ -44,12 +44,13 @@ def interrupted(study_file, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     command = [str(study_file), "--root", str(root), "--max-parallel", "2", "--set", "evaluation.parti.shards=1",
                "--set", "evaluation.geneval.shards=1"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    log = root / "runner.log"
+    with log.open("w") as sink:
+        runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=sink, stderr=sink)
     store, deadline = Store(root / "store"), time.monotonic() + 600
     while "train" not in done_units(store).values() and runner.poll() is None and time.monotonic() < deadline:
         time.sleep(1)
-    assert runner.poll() is None, "the runner ended before it could be killed half-way"
+    assert runner.poll() is None, f"the runner ended before it could be killed half-way:\n{log.read_text()[-3000:]}"
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     before = done_units(store)
