@@ -14,7 +14,7 @@ from harness.sweep import main
 def test_the_real_data_study_runs_on_slurm_with_arrays(tmp_path):
     study = write_study(tmp_path / "inputs")
     root = tmp_path / "runs"
-    main([str(study), "--root", str(root), "--executor", "slurm", "--poll-s", "1", "--max-parallel", "8",
+    main([str(study), "--root", str(root), "--executor", "slurm", "--poll-s", "1", "--max-parallel", "16",
           "--time-min", "10", "--set", "eval_steps=[20]"])
     record = json.loads((root / "sweeps" / "paper-tiny" / "sweep.json").read_text())
     # annotation shards + assembly, precompute shards, trainings, tuning, per arm x suite an evaluation and 2 generation shards
