@@ -8,21 +8,27 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ablations.rewards import reward_arms
-from harness.study import Control, DataStages, Study, Suite
+from harness.study import Control, DataStages, Study, Suite, Tuning
 from miro.errors import MiroError
 from miro.presets import PAPER_REWARDS
 from miro.presets import paper as paper_recipe
+from miro.weights_file import GENEVAL_OPTIONS
 
 HELD_OUT = ("clip_score",)  # OpenAI CLIP: a metric no arm trains on
 PARTI_SCORERS = ("pickscore", "image_reward", "hpsv2", "aesthetic", *HELD_OUT)
+# the tuned sampler's Pareto front: human preference against the held-out text alignment
+TUNE_OBJECTIVES = ("pickscore", "clip_score")
+GENEVAL_RULES = tuple(k for k in GENEVAL_OPTIONS if k != "colors_model")  # the weights file's thresholds, into the suite
 # per unit kind, over the command line's cluster defaults (partition, account, qos)
 PAPER_RESOURCES = {
     "annotate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240, "array_parallelism": 64},
     "annotate:vqa": {"mem_gb": 128, "time_min": 480},  # VQAScore's clip-flant5-xxl: most of the scoring time
     "assemble": {"cpus_per_task": 8, "mem_gb": 64, "time_min": 60},
+    "precompute": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240, "array_parallelism": 64},
     "train": {"nodes": 1, "gpus_per_node": 8, "tasks_per_node": 8, "cpus_per_task": 8, "mem_gb": 480, "time_min": 1440},
     "generate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 120, "array_parallelism": 64},
     "evaluate": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 240},
+    "tune": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 720},
     "control": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "time_min": 480},
 }
 
@@ -41,16 +47,24 @@ def paper(data: str = "", weights: str = "") -> Study:
     geneval = Suite("geneval", prompts=local.path("geneval.metadata") or "geneval", samples_per_prompt=4,
                     scorers=(*PAPER_REWARDS, *HELD_OUT), scorer_options=options, geneval_detector=local.path("geneval.detector"),
                     geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",
-                    features="", shards=8)
+                    geneval_colors_model=local.geneval.get("colors_model", "ViT-L-14"), features="", shards=8,
+                    **{f"geneval_{k}": local.geneval[k] for k in GENEVAL_RULES if k in local.geneval})
     parti = Suite("parti", prompts=local.path("benchmarks.parti") or "parti", samples_per_prompt=1, scorers=PARTI_SCORERS,
                   scorer_options={n: o for n, o in options.items() if n in PARTI_SCORERS}, geneval=False,
                   features="", reference=local.path("benchmarks.fid_reference"), shards=8)
     if parti.reference:
         parti = replace(parti, features="pixels")
+    validation = local.path("benchmarks.validation")
+    if not validation:
+        raise MiroError("the paper study tunes its sampler on validation prompts held out from GenEval and PartiPrompts: "
+                        "name them in the weights file's [benchmarks] validation = FILE (.tsv or .jsonl)")
+    tuning = Tuning(prompts=validation, objectives=TUNE_OBJECTIVES, trials=48, samples_per_prompt=2, scorers=TUNE_OBJECTIVES,
+                    scorer_options={n: o for n, o in options.items() if n in TUNE_OBJECTIVES})
     return Study(
         "paper", tuple(reward_arms(miro)), seeds=(0,), eval_steps=tuple(range(25_000, 500_001, 25_000)), tune_arm="miro",
         description="Baseline, MIRO, 7 single-reward specialists and 7 leave-one-out arms (arXiv 2510.25897).",
-        evaluation=(geneval, parti),
+        evaluation=(geneval, parti), tuning=tuning,
         control=Control(prompts=parti.prompts, scorers=PARTI_SCORERS, scorer_options=parti.scorer_options),
-        data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256),
+        data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256,
+                        precompute=True, precompute_shards=64),
         resources=PAPER_RESOURCES, weights=local.source)

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from harness.executors import SlurmResources
+from harness.geneval.rules import GenEvalOptions
 from harness.prompts import NAMED_SETS
 from harness.study import Study, Suite, arm_problems
 from harness.tune import TuneOptions
@@ -58,6 +59,11 @@ def suite_problems(suite: Suite) -> list[str]:
             problems.append(f'{where}.scorer_options names "{name}", which is not among its scorers; add it to scorers')
     _path(f"{where}.geneval_detector", suite.geneval_detector, problems)
     _path(f"{where}.geneval_classes", suite.geneval_classes, problems)
+    try:
+        GenEvalOptions(threshold=suite.geneval_threshold, counting_threshold=suite.geneval_counting_threshold,
+                       max_objects=suite.geneval_max_objects, max_overlap=suite.geneval_max_overlap)
+    except MiroError as err:
+        problems.append(f"{where}: {err}")
     if suite.reference not in REFERENCE_SETS:
         _path(f"{where}.reference", suite.reference, problems)
     if suite.samples_per_prompt < 1 or suite.shards < 1:
@@ -95,10 +101,14 @@ def study_problems(study: Study) -> list[str]:
             missing = [r for r in cfg.rewards.names if stages.annotate and r not in stages.annotate]
             if missing:
                 problems.append(f"{where} conditions on {missing}, which data.annotate does not score; add them to data.annotate")
+            if stages.precompute and cfg.text.encoder != "t5" and cfg.latents.space != "vae":
+                problems.append(f"{where}: data.precompute is set but the arm uses neither T5 (text.encoder) nor a VAE "
+                                "(latents.space), so there is nothing to precompute; set data.precompute = False")
         _path(f"{where}: text.path", cfg.text.path, problems)
         _path(f"{where}: latents.vae_path", cfg.latents.vae_path, problems)
     if study.tuning is not None:
         _prompts("tuning.prompts", study.tuning.prompts, problems)
+        _scorers("tuning.scorers", study.tuning.scorers or (), problems)
         try:
             TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts)
         except MiroError as err:

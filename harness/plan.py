@@ -1,5 +1,5 @@
 """A study becomes units of work, stage by stage: the data plugin's units (annotation shards, assembly and
-binning; or the shapes world's one unit), a training unit per (arm, seed), per evaluated checkpoint and suite an
+binning, precompute shards; or the shapes world's one unit), a training unit per (arm, seed), per evaluated checkpoint and suite an
 evaluation (its generation sharded as an array when the suite asks), and for the tuned arm a tuning and a
 controllability unit.
 
@@ -110,15 +110,14 @@ class Planner:
     def trained(self, arm: Arm, seed: int) -> Trained:
         if arm.evaluate_only:
             return Trained(str(Path(arm.evaluate_only).resolve()), (), Path(arm.evaluate_only))
-        prepared = plan_data(arm.config.data, self.study.data, self.store, self.method)
+        prepared = plan_data(arm.config, self.study.data, self.store, self.method)
         for planned in prepared.units:
             self.add(self.plan.data, planned)
         cfg = seeded(arm.config, arm.name, seed)
         identity = to_dict(replace(cfg, name=""))
-        key = self.store.register("train", {"config": identity, "data": prepared.ready, "code": self.method})
+        key = self.store.register("train", {"config": identity, "data": list(prepared.ready), "code": self.method})
         params = {"config": to_dict(replace(cfg, data=prepared.data)), "data_root": prepared.data_root, "threads": self.threads}
-        depends = (prepared.ready,) if prepared.ready else ()
-        self.add(self.plan.train, PlannedUnit(Unit("train", key, params, depends_on=depends), f"train {arm.name} seed {seed}", arm.name, seed))
+        self.add(self.plan.train, PlannedUnit(Unit("train", key, params, depends_on=prepared.ready), f"train {arm.name} seed {seed}", arm.name, seed))
         return Trained(key, (key,), run_dir(self.store.work_dir(key)))
 
     def evaluation(self, arm: Arm, seed: int, trained: Trained, step: int, suite: Suite, sample: dict[str, Any]) -> None:

@@ -56,7 +56,9 @@ class Suite:
 
     scorers None: the data plugin's default scorers (the shapes world: its analytic rewards); geneval_detector:
     a Mask2Former folder (the shapes world uses its analytic detector); geneval_colors: open_clip weights of the
-    colour classifier; reference: FID/KID reference ("shapes", an image folder, or "" for none); shards: generation
+    colour classifier, geneval_colors_model its open_clip architecture (or config .json); geneval_threshold,
+    geneval_counting_threshold, geneval_max_objects, geneval_max_overlap: GenEval's rules (harness.geneval.rules,
+    the reference tool's defaults); reference: FID/KID reference ("shapes", an image folder, or "" for none); shards: generation
     array tasks (the scoring, GenEval and summary then run once over all of them)."""
 
     name: str
@@ -69,6 +71,11 @@ class Suite:
     geneval_detector: str = ""
     geneval_classes: str = ""
     geneval_colors: str = "openai"
+    geneval_colors_model: str = "ViT-L-14"
+    geneval_threshold: float = 0.3
+    geneval_counting_threshold: float = 0.9
+    geneval_max_objects: int = 16
+    geneval_max_overlap: float = 1.0
     features: str = "pixels"
     reference: str = ""
     reference_size: int = 1000
@@ -78,13 +85,17 @@ class Suite:
 
 @dataclass(frozen=True)
 class Tuning:
-    """An Optuna study of the tuned arm's guidance scale, reward targets and sampler steps, on validation prompts."""
+    """An Optuna study of the tuned arm's guidance scale, reward targets and sampler steps, on validation prompts.
+    `objectives` are metric names of an evaluation summary, scored by `scorers` (None: the data plugin's default
+    scorers, the shapes world's analytic rewards)."""
 
     prompts: str
     objectives: tuple[str, ...]
     trials: int = 12
     samples_per_prompt: int = 2
     seed: int = 0
+    scorers: tuple[str, ...] | None = None
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,35 @@ def _scorers(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> 
     return [load_scorer(name, **options.get(name, {})) for name in names]
 
 
+def _images(source: str, path: str) -> Any:
+    from miro.data.sources import ImageFolderSource, WebDatasetSource
+
+    return ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)
+
+
 def annotate_shard(work_dir: Path, source: str, path: str, scorers: list[str], scorer_options: dict[str, dict[str, Any]],
                    shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
     """Score shard `shard` of `shards` of the training images with every scorer (one SLURM array task)."""
     from miro.data.annotate import annotate
-    from miro.data.sources import ImageFolderSource, WebDatasetSource
 
     torch.set_num_threads(threads)
-    images = ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)
     out = Path(work_dir) / ANNOTATIONS
-    report = annotate(images, _scorers(scorers, scorer_options), out, shard_index=shard, shard_count=shards, progress=False)
+    report = annotate(_images(source, path), _scorers(scorers, scorer_options), out, shard_index=shard, shard_count=shards,
+                      progress=False)
     return {"annotations": str(out), "line": report.line(), "samples_per_s": report.samples_per_second}
+
+
+def precompute_shard(work_dir: Path, source: str, path: str, out: str, vae_path: str, text_path: str, resolution: int,
+                     max_tokens: int, shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
+    """Encode shard `shard` of `shards` of the training images' VAE latents and captions' T5 features into the
+    study's features folder `out` (shared by the shards, distinct files per shard; one SLURM array task)."""
+    from miro.data.precompute import PrecomputeOptions, precompute
+
+    torch.set_num_threads(threads)
+    options = PrecomputeOptions(vae_path=vae_path, text_path=text_path, resolution=resolution, max_tokens=max_tokens,
+                                device="cuda" if torch.cuda.is_available() else "cpu")
+    report = precompute(_images(source, path), out, options, shard_index=shard, shard_count=shards, progress=False)
+    return {"features": out, "line": report.line(), "failed": dict(report.failed)}
 
 
 def assemble_annotations(work_dir: Path, parts: list[str], rewards: list[str]) -> dict[str, Any]:
@@ -78,12 +96,16 @@ def train_arm(work_dir: Path, config: dict[str, Any], data_root: str, threads: i
 def evaluation_options(suite: Mapping[str, Any], sample: Mapping[str, Any]) -> Any:
     """A study suite (harness.study.Suite as plain data) and an arm's sampler -> harness.evaluation's options."""
     from harness.evaluation import EvaluationOptions, GenerationOptions
+    from harness.geneval.rules import GenEvalOptions
 
     scorers = suite["scorers"]
+    rules = GenEvalOptions(threshold=suite["geneval_threshold"], counting_threshold=suite["geneval_counting_threshold"],
+                           max_objects=suite["geneval_max_objects"], max_overlap=suite["geneval_max_overlap"])
     return EvaluationOptions(
         prompts=suite["prompts"], limit=suite["limit"], scorers=None if scorers is None else tuple(scorers),
         scorer_options=suite["scorer_options"], geneval=suite["geneval"], geneval_detector=suite["geneval_detector"],
-        geneval_classes=suite["geneval_classes"], geneval_colors=suite["geneval_colors"], features=suite["features"],
+        geneval_classes=suite["geneval_classes"], geneval_colors=suite["geneval_colors"],
+        geneval_colors_model=suite["geneval_colors_model"], geneval_rules=rules, features=suite["features"],
         reference=suite["reference"], reference_size=suite["reference_size"],
         generation=GenerationOptions(sample=from_dict(SampleConfig, sample), samples_per_prompt=suite["samples_per_prompt"],
                                      seed=suite["seed"]))
@@ -120,7 +142,9 @@ def tune_checkpoint(work_dir: Path, checkpoint: str, tuning: dict[str, Any], thr
 
     torch.set_num_threads(threads)
     options = TuneOptions(objectives=tuple(tuning["objectives"]), trials=tuning["trials"], prompts=tuning["prompts"],
-                          samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"])
+                          samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"],
+                          scorers=None if tuning["scorers"] is None else tuple(tuning["scorers"]),
+                          scorer_options=tuning["scorer_options"])
     result = tune(checkpoint, Path(work_dir), options, progress=False)
     return {"pareto": str(Path(work_dir) / "pareto.json"), "trials": len(result["trials"])}
 

@@ -47,7 +47,7 @@ class TuneOptions:
     def __post_init__(self) -> None:
         if not self.objectives:
             raise MiroError("tune: give at least one objective metric (e.g. geneval)")
-        if "test" in self.prompts:
+        if "test" in Path(self.prompts).name:  # the set's or file's name, not the folders it sits in
             raise MiroError(f'tune prompts = "{self.prompts}" is a test split; tune on a validation split (e.g. shapes-validation) so reports stay unbiased')
         if self.trials < 1 or self.guidance[0] > self.guidance[1] or self.target_range[0] > self.target_range[1]:
             raise MiroError("tune: trials must be >= 1 and every range (low, high) must have low <= high")

@@ -29,6 +29,7 @@ KINDS = {
     "data": "harness.datasources.shapes:prepare",  # the shapes world's whole preparation in one unit
     "annotate": "harness.tasks:annotate_shard",  # one array task of reward scoring
     "assemble": "harness.tasks:assemble_annotations",  # merge the shards, fit the bins
+    "precompute": "harness.tasks:precompute_shard",  # one array task of VAE latents and T5 features
     "train": "harness.tasks:train_arm",
     "generate": "harness.tasks:generate_shard",  # one array task of an evaluation's generation and scoring
     "evaluate": "harness.tasks:evaluate_checkpoint",

@@ -20,6 +20,7 @@ given as `--weights FILE` or the environment variable MIRO_WEIGHTS:
     [benchmarks]
     parti = "/data/PartiPrompts.tsv"
     fid_reference = "/data/coco-val-images"
+    validation = "/data/validation.tsv"    # prompts held out from every test set, for tuning
 
 Nothing here downloads: a missing path is one line naming the key, the path and the command that fetches
 it on a machine with internet. `check` reads each entry's config (never its weights) and returns every
@@ -50,9 +51,10 @@ FETCH = {
     "geneval.colors": "huggingface-cli download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors --local-dir DIR",
     "benchmarks.parti": "wget https://raw.githubusercontent.com/google-research/parti/main/PartiPrompts.tsv",
     "benchmarks.fid_reference": "copy a folder of reference images (e.g. COCO val2014) to PATH",
+    "benchmarks.validation": "write PATH: prompts held out from GenEval and PartiPrompts (PartiPrompts .tsv or GenEval .jsonl format)",
 }
 PATH_KEYS = {"t5": ("path",), "vae": ("path",), "geneval": ("detector", "metadata", "class_names", "colors"),
-             "benchmarks": ("parti", "fid_reference")}
+             "benchmarks": ("parti", "fid_reference", "validation")}
 GENEVAL_OPTIONS = ("colors_model", "threshold", "counting_threshold", "max_objects", "max_overlap")
 SECTIONS = ("t5", "vae", "scorers", "geneval", "benchmarks")
 

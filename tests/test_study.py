@@ -7,6 +7,7 @@ from harness.plan import plan_study
 from harness.store import Store
 from harness.study_file import load_study
 from harness.sweep import main
+from harness.tasks import evaluation_options
 from miro.errors import MiroError
 
 USER_STUDY = '''
@@ -62,16 +63,33 @@ def test_changing_tuning_trials_recomputes_no_evaluation(tmp_path):
                for u in sharded.evaluate)
 
 
+def test_geneval_rules_and_tuning_scorers_reach_their_units_and_only_their_keys(tmp_path):
+    store = Store(tmp_path / "store")
+    before = plan_study(load_study("smoke"), store)
+    rules = plan_study(load_study("smoke", overrides=["evaluation.shapes.geneval_threshold=0.5",
+                                                      "evaluation.shapes.geneval_colors_model=ViT-B-32"]), store)
+    assert keys(rules, "evaluate") != keys(before, "evaluate")
+    assert keys(rules, "tune") == keys(before, "tune") and keys(rules, "train") == keys(before, "train")
+    options = evaluation_options(rules.evaluate[0].unit.params["suite"], rules.evaluate[0].unit.params["sample"])
+    assert options.geneval_rules.threshold == 0.5 and options.geneval_rules.max_objects == 16
+    assert options.geneval_colors_model == "ViT-B-32"
+    scored = plan_study(load_study("smoke", overrides=["tuning.scorers=('shapes_quality',)"]), store)
+    assert keys(scored, "evaluate") == keys(before, "evaluate") and keys(scored, "tune") != keys(before, "tune")
+    assert scored.tune[0].unit.params["tuning"]["scorers"] == ["shapes_quality"]
+
+
 def test_every_problem_of_a_study_is_listed_at_once(tmp_path):
     study = load_study("smoke", overrides=["evaluation.shapes.scorers=('pickscor',)", "evaluation.shapes.geneval_detector=/no/such",
-                                           "tuning.prompts=shapes-test", "resources.trian.gpus_per_node=1", "eval_steps=(15,)"])
+                                           "tuning.prompts=shapes-test", "evaluation.shapes.geneval_threshold=1.5",
+                                           "tuning.scorers=('imagereward',)", "resources.trian.gpus_per_node=1", "eval_steps=(15,)"])
     problems = study_problems(study)
-    assert len(problems) == 6, problems  # both arms miss the checkpoint
+    assert len(problems) == 8, problems  # both arms miss the checkpoint
     joined = "\n".join(problems)
     for expected in ('unknown scorer "pickscor" (did you mean "pickscore"?)', "/no/such does not exist", "is a test split",
-                     'unknown unit kind "trian" (did you mean "train"?)', "writes no checkpoint at steps [15]"):
+                     'unknown unit kind "trian" (did you mean "train"?)', "writes no checkpoint at steps [15]",
+                     "GenEvalOptions.threshold must be in [0, 1)", 'tuning.scorers: unknown scorer "imagereward"'):
         assert expected in joined
-    with pytest.raises(MiroError, match="6 problem"):
+    with pytest.raises(MiroError, match="8 problem"):
         validate(study)
 
 
@@ -140,3 +158,31 @@ def test_data_without_images_is_a_problem_of_the_study(tmp_path):
     study = load_study("smoke", overrides=[f"run.data.path={tmp_path / 'empty'}", "run.data.source=webdataset",
                                            "data.annotate=('pickscore',)", "run.rewards.names=[\"pickscore\"]"])
     assert any("data.path" in p and "empty" in p for p in study_problems(study))
+
+
+def test_precompute_shards_are_an_array_that_training_waits_for_and_reads(tmp_path):
+    from dataclasses import replace
+
+    from harness.study import DataStages
+
+    overrides = [f"run.data.path={tmp_path / 'shards'}", "run.data.source=webdataset", 'run.rewards.names=["pickscore"]',
+                 f"run.text.path={tmp_path / 't5'}", "run.text.encoder=t5"]
+    study = load_study("smoke", overrides=overrides)
+    store = Store(tmp_path / "store")
+
+    def planned(shards):
+        return plan_study(replace(study, data=DataStages(annotate=("pickscore",), precompute=True, precompute_shards=shards)), store)
+
+    plan = planned(3)
+    precompute = [u for u in plan.data if u.unit.kind == "precompute"]
+    assemble = [u.unit.key for u in plan.data if u.unit.kind == "assemble"]
+    assert [(u.unit.params["shard"], u.unit.params["shards"]) for u in precompute] == [(0, 3), (1, 3), (2, 3)]
+    assert {u.unit.params["text_path"] for u in precompute} == {str(tmp_path / "t5")} and {u.unit.params["vae_path"] for u in precompute} == {""}
+    assert {u.unit.depends_on for u in plan.train} == {(*assemble, *(u.unit.key for u in precompute))}
+    assert {u.unit.params["config"]["data"]["features"] for u in plan.train} == {precompute[0].unit.params["out"]}
+    resharded = planned(2)
+    assert keys(resharded, "train") != keys(plan, "train")  # another feature set
+    assert {u.unit.key for u in resharded.data if u.unit.kind == "annotate"} == {u.unit.key for u in plan.data if u.unit.kind == "annotate"}
+    unprecomputed = plan_study(replace(study, data=DataStages(annotate=("pickscore",))), store)
+    assert [u.unit.kind for u in unprecomputed.data] == ["annotate", "assemble"]
+    assert {u.unit.params["config"]["data"]["features"] for u in unprecomputed.train} == {""}

@@ -1,8 +1,10 @@
-"""A study on the real-data path, end to end on the local executor: 64 images as webdataset shards, annotated by
-three real scorers (tiny random transformers CLIP folders in the real file format) as an array of shards,
-assembled and binned, a baseline and MIRO trained on them, each evaluated at two checkpoints on a few
-PartiPrompts rows, and the report written with the real scorers' columns (tests/slurm/test_slurm_study.py runs the
-same study on SLURM with the generation sharded as arrays).
+"""The paper's study shrunk to tiny sizes (tests/real_study.py), end to end on the local executor: 64 images as
+webdataset shards, annotated by three real scorers as an array of shards, assembled and binned, the VAE latents
+and T5 features precomputed as another array, a baseline and MIRO trained on the precomputed features, each
+evaluated at two checkpoints on a few GenEval rows (Mask2Former and the colour classifier) and PartiPrompts rows
+with four real scorers, MIRO's sampler tuned on validation prompts, and the report written with the real
+scorers' columns and GenEval per task (tests/slurm/test_slurm_study.py runs the same study on SLURM with the
+generation sharded as arrays).
 
 The sweep runner is killed with SIGKILL once a training unit is done, and the same command is run again: it
 finishes the study without recomputing any unit that was done (the units the dead runner had started finish in
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from real_study import SCORERS, write_study
+from real_study import GENEVAL_TASKS, SCORERS, write_study
 
 from harness.store import Store
 from harness.sweep import main
@@ -39,14 +41,16 @@ def interrupted(study_file, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The study's root after a runner killed half-way and a second run; and the units done at the kill."""
     root = tmp_path_factory.mktemp("runs")
     # one generation shard per evaluation here (the SLURM test runs them as arrays): fewer processes to start
-    command = [str(study_file), "--root", str(root), "--max-parallel", "2", "--set", "evaluation.parti.shards=1"]
+    command = [str(study_file), "--root", str(root), "--max-parallel", "2", "--set", "evaluation.parti.shards=1",
+               "--set", "evaluation.geneval.shards=1"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    log = root / "runner.log"
+    with log.open("w") as sink:
+        runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=sink, stderr=sink)
     store, deadline = Store(root / "store"), time.monotonic() + 600
     while "train" not in done_units(store).values() and runner.poll() is None and time.monotonic() < deadline:
         time.sleep(1)
-    assert runner.poll() is None, "the runner ended before it could be killed half-way"
+    assert runner.poll() is None, f"the runner ended before it could be killed half-way:\n{log.read_text()[-3000:]}"
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     before = done_units(store)
@@ -59,24 +63,37 @@ def finished(interrupted) -> Path:
     return interrupted[0]
 
 
+UNITS = 2 + 1 + 2 + 2 + 1 + 2 * 2 * 2  # annotation shards + assembly, precompute shards, trainings, tuning, arm x step x suite
+
+
 def test_every_stage_runs_as_units_and_the_report_has_the_real_scorers(finished):
-    sweep_dir = finished / "sweeps" / "real-tiny"
+    sweep_dir = finished / "sweeps" / "paper-tiny"
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    # 2 annotation shards + assembly, 2 trainings, an evaluation per arm x step
-    assert record["finished_units"] == record["expected_units"] == 2 + 1 + 2 + 4
+    assert record["finished_units"] == record["expected_units"] == UNITS
     metrics = pd.read_parquet(sweep_dir / "results" / "metrics.parquet")
     assert set(SCORERS) <= set(metrics["metric"]) and set(metrics["step"]) == {10, 20}
-    assert set(metrics["arm"]) == {"baseline", "miro"} and metrics["prompt_id"].nunique() == 3
-    assert (sweep_dir / "report.html").is_file() and "pickscore" in (sweep_dir / "report.html").read_text()
-    kinds = [status.kind for status in Store(finished / "store").status().values()]
-    assert sorted(set(kinds)) == ["annotate", "assemble", "evaluate", "train"] and kinds.count("annotate") == 2
+    assert set(metrics["arm"]) == {"baseline", "miro"}
+    geneval = metrics[metrics["metric"] == "geneval"]
+    assert geneval["tag"].nunique() == GENEVAL_TASKS and set(geneval["value"]) <= {0.0, 1.0}  # a verdict per image, per task
+    report = (sweep_dir / "report.html").read_text()
+    assert all(name in report for name in SCORERS) and "geneval" in report.lower()
+    store = Store(finished / "store")
+    kinds = [status.kind for status in store.status().values()]
+    assert sorted(set(kinds)) == ["annotate", "assemble", "evaluate", "precompute", "train", "tune"]
+    assert kinds.count("annotate") == kinds.count("precompute") == 2
+    trained = [key for key, status in store.status().items() if status.kind == "train"]
+    waited = {store.inputs(k)["kind"] for key in trained for k in store.inputs(key)["inputs"]["data"]}
+    assert waited == {"assemble", "precompute"}  # every training waited for the bins and the features ...
+    for key in trained:  # ... and read the precomputed features instead of running T5 and the VAE
+        features = json.loads((store.work_dir(key) / "run" / "config.json").read_text())["data"]["features"]
+        assert (Path(features) / "latent_stats.json").is_file() and Path(features).parent.name == "features"
 
 
 def test_a_rerun_after_sigkill_recomputes_no_finished_unit(interrupted):
     root, before = interrupted
     store = Store(root / "store")
-    assert "train" in before.values() and len(before) < 9
+    assert "train" in before.values() and len(before) < UNITS
     for key in before:
         events = (store.unit_dir(key) / "events.jsonl").read_text()
         assert store.attempts(key) == 1 and events.count('"running"') == 1, key
-    assert set(done_units(store)) >= set(before) and len(done_units(store)) == 9
+    assert set(done_units(store)) >= set(before) and len(done_units(store)) == UNITS

@@ -2,7 +2,8 @@
 
 `plan_data` dispatches on the source; nothing else in harness/ knows what a source is. The shapes world is one
 plugin (it renders and annotates itself in one unit); image folders and webdataset shards are another (reward
-annotation as an array of shards, then one unit that merges them and fits the bins every arm shares).
+annotation as an array of shards, then one unit that merges them and fits the bins every arm shares, and the
+VAE latents and T5 features precomputed as another array when the study asks).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from harness.store import Store
 from harness.study import DataStages
 from harness.units import PlannedUnit
-from miro.config import DataConfig
+from miro.config import DataConfig, RunConfig
 from miro.errors import unknown_name_error
 
 # data.source -> "module:function" of its plugin (imported when a study uses it)
@@ -23,19 +24,21 @@ PLUGINS = {"shapes": "harness.datasources.shapes:plan", "webdataset": "harness.d
 
 @dataclass(frozen=True)
 class Prepared:
-    """What a data plugin planned: its units in dependency order, the key training waits for ("" for none), the
-    data config training reads (annotations and bins filled in) and the folder handed to the trainer."""
+    """What a data plugin planned: its units in dependency order, the keys training waits for, the data config
+    training reads (annotations, bins and features filled in) and the folder handed to the trainer."""
 
     units: tuple[PlannedUnit, ...]
-    ready: str
+    ready: tuple[str, ...]
     data: DataConfig
     data_root: str
 
 
-def plan_data(data: DataConfig, stages: DataStages, store: Store, code: str) -> Prepared:
-    """Register the units that prepare `data` (idempotent: two arms on the same data share them)."""
-    if data.source not in PLUGINS:
-        raise unknown_name_error("data source plugin", data.source, PLUGINS)
-    module, _, name = PLUGINS[data.source].partition(":")
-    plan: Callable[[DataConfig, DataStages, Store, str], Prepared] = getattr(importlib.import_module(module), name)
-    return plan(data, stages, store, code)
+def plan_data(config: RunConfig, stages: DataStages, store: Store, code: str) -> Prepared:
+    """Register the units that prepare an arm's `data` (idempotent: two arms on the same data share them); the
+    arm's text encoder and VAE are what precomputation encodes with."""
+    source = config.data.source
+    if source not in PLUGINS:
+        raise unknown_name_error("data source plugin", source, PLUGINS)
+    module, _, name = PLUGINS[source].partition(":")
+    plan: Callable[[RunConfig, DataStages, Store, str], Prepared] = getattr(importlib.import_module(module), name)
+    return plan(config, stages, store, code)

@@ -1,16 +1,24 @@
 """Image folders and webdataset shards: reward annotation as an array of shards, then one unit that merges the
-shards and fits the bins. With no annotation scorers in the study, the user's `data.annotations` is used as is."""
+shards and fits the bins. With no annotation scorers in the study, the user's `data.annotations` is used as is.
+
+When the study precomputes, the arm's VAE latents and T5 caption features are encoded once as another array
+(miro.data.precompute) into one features folder that training then reads instead of running the encoders.
+The shards read only the images, so they run alongside the annotation; every shard writes its own files.
+"""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from harness.datasources import Prepared
-from harness.store import Store
+from harness.store import Store, unit_key
 from harness.study import DataStages
 from harness.tasks import ANNOTATIONS
 from harness.units import PlannedUnit, Unit
-from miro.config import DataConfig
+from miro.config import DataConfig, RunConfig
 from miro.rewards.binning import bins_beside
+
+FEATURES = "features"  # the store's folder of precomputed feature sets, one per encoders x data x sharding
 
 
 def scorer_groups(stages: DataStages) -> dict[str, list[str]]:
@@ -21,9 +29,17 @@ def scorer_groups(stages: DataStages) -> dict[str, list[str]]:
     return {**({"default": rest} if rest else {}), **groups}
 
 
-def plan(data: DataConfig, stages: DataStages, store: Store, code: str) -> Prepared:
+def encoders(config: RunConfig) -> dict[str, Any]:
+    """What precomputation encodes with: the arm's T5 and VAE ("" for the one it does not use) and sizes."""
+    return {"vae_path": config.latents.vae_path if config.latents.space == "vae" else "",
+            "text_path": config.text.path if config.text.encoder == "t5" else "",
+            "resolution": config.data.resolution, "max_tokens": config.text.max_tokens}
+
+
+def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: str) -> tuple[list[PlannedUnit], DataConfig]:
+    """The annotation shards and their assembly, and the data config that reads the assembled file."""
     if not stages.annotate:
-        return Prepared((), "", data, "")
+        return [], data
     scorers = list(stages.annotate)
     units, parts = [], []
     for group, members in scorer_groups(stages).items():
@@ -39,5 +55,29 @@ def plan(data: DataConfig, stages: DataStages, store: Store, code: str) -> Prepa
     assembled = store.register("assemble", {"parts": list(keys), "rewards": scorers, "code": code})
     units.append(PlannedUnit(Unit("assemble", assembled, {"parts": parts, "rewards": scorers}, depends_on=keys), "assemble + bin"))
     annotations = store.work_dir(assembled) / ANNOTATIONS
-    trained_on = replace(data, annotations=str(annotations), bin_edges=str(bins_beside(annotations)))
-    return Prepared(tuple(units), assembled, trained_on, str(store.work_dir(assembled)))
+    return units, replace(data, annotations=str(annotations), bin_edges=str(bins_beside(annotations)))
+
+
+def precompute_units(config: RunConfig, stages: DataStages, store: Store, code: str) -> tuple[list[PlannedUnit], DataConfig]:
+    """The precompute shards of the arm's encoders, and the data config that reads their features folder."""
+    data, encoded = config.data, encoders(config)
+    if not stages.precompute or not (encoded["vae_path"] or encoded["text_path"]):
+        return [], data
+    feature_set = {"source": data.source, "path": data.path, **encoded, "shards": stages.precompute_shards, "code": code}
+    out = store.root / FEATURES / unit_key("features", feature_set)
+    units = []
+    for shard in range(stages.precompute_shards):
+        params = {"source": data.source, "path": data.path, "out": str(out), **encoded, "shard": shard,
+                  "shards": stages.precompute_shards}
+        key = store.register("precompute", {**feature_set, "shard": shard})
+        units.append(PlannedUnit(Unit("precompute", key, params), f"precompute {shard + 1}/{stages.precompute_shards}"))
+    return units, replace(data, features=str(out))
+
+
+def plan(config: RunConfig, stages: DataStages, store: Store, code: str) -> Prepared:
+    annotation, annotated = annotation_units(config.data, stages, store, code)
+    features, encoded = precompute_units(config, stages, store, code)
+    units = annotation + features
+    ready = tuple(u.unit.key for u in (annotation[-1:] + features))  # the assembly and every precompute shard
+    data = replace(annotated, features=encoded.features)
+    return Prepared(tuple(units), ready, data, str(store.work_dir(annotation[-1].unit.key)) if annotation else "")

@@ -10,13 +10,14 @@ from harness.datasources import Prepared
 from harness.store import Store
 from harness.study import DataStages
 from harness.units import PlannedUnit, Unit
-from miro.config import DataConfig, from_dict, to_dict
+from miro.config import DataConfig, RunConfig, from_dict, to_dict
 
 
-def plan(data: DataConfig, stages: DataStages, store: Store, code: str) -> Prepared:
+def plan(config: RunConfig, stages: DataStages, store: Store, code: str) -> Prepared:
+    data = config.data
     key = store.register("data", {"data": to_dict(data), "code": code})
     unit = PlannedUnit(Unit("data", key, {"data": to_dict(data)}), f"data {data.source}")
-    return Prepared((unit,), key, data, str(store.work_dir(key)))
+    return Prepared((unit,), (key,), data, str(store.work_dir(key)))
 
 
 def prepare(work_dir: Path, data: dict[str, Any], threads: int = 2) -> dict[str, Any]:
