@@ -72,15 +72,15 @@ def test_a_sweep_whose_new_units_fail_keeps_the_finished_report(finished_sweep, 
     kept = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit:  # other settings: new evaluation units, the rest reused
-        main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "3", "--tune-trials", "2"])
+        main(["smoke", "--root", str(finished_sweep), "--set", "evaluation.samples_per_prompt=3", "--set", "tuning.trials=2"])
     out, err = capsys.readouterr()
     last = err.splitlines()[-1]  # after the progress bar
-    assert exit.value.code == 2 and last.startswith("error: 4 units of sweep smoke failed or are blocked")
+    assert exit.value.code == 2 and last.startswith("error: 4 units of study smoke failed or are blocked")
     assert "the last complete report is kept" in last
-    assert len(re.findall(r"failed +evaluate +evaluate (baseline|miro) seed 0 step \d+  .*TypeError", out)) == 4
+    assert len(re.findall(r"failed +evaluate +evaluate \S+ (baseline|miro) seed 0 step \d+  .*TypeError", out)) == 4
     assert out.count("log: ") == 4
     assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == kept  # byte for byte
     partial = json.loads((finished_sweep / "sweeps" / "smoke.partial" / "sweep.json").read_text())
     assert partial["description"].startswith("PARTIAL: 5 of 9 units") and (finished_sweep / "sweeps" / "smoke.partial" / "report.html").is_file()
-    main(["smoke", "--root", str(finished_sweep), "--samples-per-prompt", "3", "--tune-trials", "2", "--status"])
+    main(["smoke", "--root", str(finished_sweep), "--set", "evaluation.samples_per_prompt=3", "--set", "tuning.trials=2", "--status"])
     assert len(re.findall(r"failed +evaluate +evaluate .*TypeError", capsys.readouterr().out)) == 4  # --status: the same table
