@@ -119,8 +119,7 @@ def study_problems(study: Study) -> list[str]:
         _prompts("control.prompts", study.control.prompts, problems)
         if study.control.samples_per_prompt < 1:
             problems.append(f"control.samples_per_prompt = {study.control.samples_per_prompt} must be >= 1")
-        outside = [v for v in study.control.values if not 0 <= v <= 1]
-        if outside or not study.control.values:
+        if not study.control.values or any(not 0 <= v <= 1 for v in study.control.values):
             problems.append(f"control.values = {list(study.control.values)}: give at least one target, each in [0, 1]")
     allowed = [f.name for f in fields(SlurmResources)]
     for group, members in stages.groups.items():

@@ -97,6 +97,7 @@ SWEEP = [
     ("samples-zero", ["smoke", "--set", "evaluation.samples_per_prompt=0"], "samples_per_prompt = 0"),
     ("samples-zero-dry-run", ["smoke", "--set", "evaluation.samples_per_prompt=0", "--dry-run"], "samples_per_prompt = 0"),
     ("trials-zero", ["smoke", "--set", "tuning.trials=0", "--dry-run"], "trials must be >= 1"),
+    ("control-target-above-one", ["smoke", "--set", "control.values=[0,2]", "--dry-run"], "control.values = [0, 2]"),
     ("threads-zero", ["smoke", "--threads", "0"], "--threads: 0"),
     ("unknown-sweep", ["smok"], 'did you mean "smoke"'),
     ("unknown-executor", ["smoke", "--executor", "lokal"], "invalid choice"),
