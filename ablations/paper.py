@@ -5,14 +5,16 @@ released settings, on the user's webdataset shards and the local weights their w
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from ablations.rewards import reward_arms
 from harness.study import Control, DataStages, Study, Suite, Tuning
 from miro.errors import MiroError
 from miro.presets import PAPER_REWARDS
 from miro.presets import paper as paper_recipe
-from miro.weights_file import GENEVAL_OPTIONS
+from miro.weights_file import GENEVAL_OPTIONS, WeightsFile
 
 HELD_OUT = ("clip_score",)  # OpenAI CLIP: a metric no arm trains on
 PARTI_SCORERS = ("pickscore", "image_reward", "hpsv2", "aesthetic", *HELD_OUT)
@@ -44,16 +46,7 @@ def paper(data: str = "", weights: str = "") -> Study:
         raise MiroError("the paper study reads every model path from a weights file: pass --weights FILE or set MIRO_WEIGHTS")
     miro = replace(paper_recipe(data=data, text=local.path("t5"), vae=local.path("vae")), name="miro")
     options = merge_scorer_options(local, {})  # every scorer the weights file names, paths checked
-    geneval = Suite("geneval", prompts=local.path("geneval.metadata") or "geneval", samples_per_prompt=4,
-                    scorers=(*PAPER_REWARDS, *HELD_OUT), scorer_options=options, geneval_detector=local.path("geneval.detector"),
-                    geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",
-                    geneval_colors_model=local.geneval.get("colors_model", "ViT-L-14"), features="", shards=8,
-                    **{f"geneval_{k}": local.geneval[k] for k in GENEVAL_RULES if k in local.geneval})
-    parti = Suite("parti", prompts=local.path("benchmarks.parti") or "parti", samples_per_prompt=1, scorers=PARTI_SCORERS,
-                  scorer_options={n: o for n, o in options.items() if n in PARTI_SCORERS}, geneval=False,
-                  features="", reference=local.path("benchmarks.fid_reference"), shards=8)
-    if parti.reference:
-        parti = replace(parti, features="pixels")
+    geneval, parti = paper_suites(local, options)
     validation = local.path("benchmarks.validation")
     if not validation:
         raise MiroError("the paper study tunes its sampler on validation prompts held out from GenEval and PartiPrompts: "
@@ -68,3 +61,19 @@ def paper(data: str = "", weights: str = "") -> Study:
         data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256,
                         precompute=True, precompute_shards=64),
         resources=PAPER_RESOURCES, weights=local.source)
+
+
+def paper_suites(local: WeightsFile, options: Mapping[str, Mapping[str, Any]]) -> tuple[Suite, Suite]:
+    """The paper's evaluation: GenEval with Mask2Former (the seven rewards and held-out CLIP on its images) and
+    PartiPrompts with the reward models, from the local files the weights file names."""
+    geneval = Suite("geneval", prompts=local.path("geneval.metadata") or "geneval", samples_per_prompt=4,
+                    scorers=(*PAPER_REWARDS, *HELD_OUT), scorer_options=options, geneval_detector=local.path("geneval.detector"),
+                    geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",
+                    geneval_colors_model=local.geneval.get("colors_model", "ViT-L-14"), features="", shards=8,
+                    **{f"geneval_{k}": local.geneval[k] for k in GENEVAL_RULES if k in local.geneval})
+    parti = Suite("parti", prompts=local.path("benchmarks.parti") or "parti", samples_per_prompt=1, scorers=PARTI_SCORERS,
+                  scorer_options={n: o for n, o in options.items() if n in PARTI_SCORERS}, geneval=False,
+                  features="", reference=local.path("benchmarks.fid_reference"), shards=8)
+    if parti.reference:
+        parti = replace(parti, features="pixels")
+    return geneval, parti

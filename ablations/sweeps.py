@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ablations.paper import paper
+from ablations.released import released
 from ablations.rewards import reward_arms
 from ablations.shapes import SHAPES_CONTROL, SHAPES_SUITE, SHAPES_TUNING
 from harness.study import Arm, Study
@@ -53,4 +54,5 @@ def smoke() -> Study:
                  description="The smallest sweep that exercises every unit.", **SHAPES_STAGES)
 
 
-SWEEPS: dict[str, Callable[..., Study]] = {"default": default, "schemes": schemes, "paper": paper, "smoke": smoke}
+SWEEPS: dict[str, Callable[..., Study]] = {"default": default, "schemes": schemes, "paper": paper, "released": released,
+                                          "smoke": smoke}

@@ -186,3 +186,26 @@ def test_precompute_shards_are_an_array_that_training_waits_for_and_reads(tmp_pa
     unprecomputed = plan_study(replace(study, data=DataStages(annotate=("pickscore",))), store)
     assert [u.unit.kind for u in unprecomputed.data] == ["annotate", "assemble"]
     assert {u.unit.params["config"]["data"]["features"] for u in unprecomputed.train} == {""}
+
+
+def test_the_released_study_evaluates_every_imported_run_against_the_main_release(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+
+    from miro.config import to_dict
+    from miro.presets import preset
+
+    monkeypatch.delenv("MIRO_WEIGHTS", raising=False)
+    main = preset("smoke")
+    variants = {"miro": main, "aesthetic-only": replace(main, rewards=replace(main.rewards, names=main.rewards.names[:1]))}
+    for name, config in variants.items():
+        (tmp_path / "released" / name / "checkpoints" / "step-0000000").mkdir(parents=True)
+        (tmp_path / "released" / name / "config.json").write_text(json.dumps(to_dict(replace(config, name=name))))
+    study = load_study("released", {"data": str(tmp_path / "released")})
+    assert [(a.name, a.baseline, a.ablates) for a in study.arms] == [("miro", None, ()), ("aesthetic-only", "miro", ("rewards.names",))]
+    plan = plan_study(study, Store(tmp_path / "store"))
+    assert plan.train == [] and {s.name for s in study.evaluation} == {"geneval", "parti"}
+    assert sorted((u.arm, u.unit.params["checkpoint"]) for u in plan.evaluate if u.suite == "parti") == [
+        (name, str(tmp_path / "released" / name / "checkpoints" / "step-0000000")) for name in ("aesthetic-only", "miro")]
+    with pytest.raises(MiroError, match="holds no imported run folder miro/"):
+        load_study("released", {"data": str(tmp_path)})
