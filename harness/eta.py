@@ -37,7 +37,8 @@ def unit_seconds(store: Store, key: str) -> tuple[float | None, float | None]:
 
 
 class TimeLeft:
-    """`postfix()` for a progress bar: {"left": "4m10s"} or {"left": ">= 3m (no train measured yet)"}."""
+    """`postfix()` for a progress bar: {"left": "4m10s"}, {"left": ">= 3m00s (not yet measured: train)"}, or
+    "unknown (...)" while no kind that is left has been measured."""
 
     def __init__(self, store: Store, units: Sequence[Unit], parallel: int) -> None:
         self.store, self.units, self.parallel = store, list(units), max(1, parallel)
@@ -65,4 +66,6 @@ class TimeLeft:
     def postfix(self) -> dict[str, str]:
         seconds, unknown = self.estimate()
         text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-        return {"left": f">= {text} (not yet measured: {', '.join(unknown)})" if unknown else text}
+        if not unknown:
+            return {"left": text}
+        return {"left": f"{'>= ' + text if seconds else 'unknown'} (not yet measured: {', '.join(unknown)})"}

@@ -24,3 +24,4 @@ def test_time_left_charges_each_kind_its_own_measured_duration(tmp_path):
     assert TimeLeft(store, train + evals, parallel=2).postfix() == {"left": "3m30s"}
     control = Unit("control", store.register("control", {"arm": 0}))
     assert TimeLeft(store, [*train, control], parallel=1).postfix()["left"].endswith("(not yet measured: control)")
+    assert TimeLeft(store, [control], parallel=1).postfix() == {"left": "unknown (not yet measured: control)"}
