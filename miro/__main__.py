@@ -32,8 +32,7 @@ def train_command(args: argparse.Namespace) -> None:
 
     weights = weights_file.load(args.weights)
     given = dict(item.split("=", 1) for item in args.set if "=" in item)
-    paths = {"text.path": weights.path("t5") if "t5" in weights.entries else "",
-             "latents.vae_path": weights.path("vae") if "vae" in weights.entries else "", **given}
+    paths = {"text.path": weights.path("t5"), "latents.vae_path": weights.path("vae"), **given}  # "" when unnamed
     base = preset(args.preset, paths)
     cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
     check_run_config(cfg)
