@@ -163,7 +163,7 @@ def plan_study(study: Study, store: Store, threads: int = 1) -> Plan:
         for seed in study.seeds:
             trained = planner.trained(arm, seed)
             sample = to_dict(resolved_sample(seeded(arm.config, arm.name, seed)))
-            for step in study.eval_steps:
+            for step in study.steps_of(arm):
                 for suite in study.evaluation:
                     planner.evaluation(arm, seed, trained, step, suite, sample)
             if arm.name == study.tune_arm and seed == study.seeds[0]:

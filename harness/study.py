@@ -22,13 +22,15 @@ IDENTITY_FIELDS = ("name",)
 @dataclass(frozen=True)
 class Arm:
     """One arm. `evaluate_only` names an existing run folder (e.g. an imported released checkpoint): the arm is
-    then evaluated at its checkpoints and never trained."""
+    then evaluated at its checkpoints and never trained. `eval_steps`: some of the study's evaluated steps, its
+    last included (empty: all of them), for an arm no training curve needs (a specialist is judged at the end)."""
 
     name: str
     config: RunConfig
     ablates: tuple[str, ...] = ()
     baseline: str | None = None  # the arm it is compared against; None for a study's reference arm
     evaluate_only: str = ""
+    eval_steps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,10 @@ class Study:
         """The resources of a unit kind, with those of its group ("annotate:vqa") on top."""
         return {**self.resources.get(kind, {}), **(self.resources.get(f"{kind}:{group}", {}) if group else {})}
 
+    def steps_of(self, arm: Arm) -> tuple[int, ...]:
+        """The steps at which `arm` is evaluated."""
+        return arm.eval_steps or self.eval_steps
+
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
             if arm.name == name:
@@ -188,6 +194,9 @@ def arm_problems(study: Study) -> list[str]:
         if bad and not arm.evaluate_only:
             problems.append(f"arm {arm.name} writes no checkpoint at steps {bad} (checkpoint_every = {cfg.checkpoint_every}, "
                             f"steps = {cfg.optim.steps}); use multiples of checkpoint_every")
+        if arm.eval_steps and (not set(arm.eval_steps) <= set(study.eval_steps) or max(study.eval_steps, default=0) not in arm.eval_steps):
+            problems.append(f"arm {arm.name}'s eval_steps {list(arm.eval_steps)} must be some of the study's {list(study.eval_steps)}, "
+                            "its last included; pick them from the study's")
     if not study.seeds or not study.eval_steps:
         problems.append(f"study {study.name} needs at least one seed and one evaluated step (seeds = {study.seeds}, eval_steps = {study.eval_steps})")
     return problems

@@ -9,7 +9,8 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
      "arms": [{"name": str, "baseline": str | null, "ablates": [str],
                "diff": {dotted.config.path: [baseline_value, arm_value]},
                "training_rewards": [scorer names the arm was conditioned on; [] for the no-reward baseline],
-               "config": {resolved RunConfig, miro.config.to_dict}}],
+               "config": {resolved RunConfig, miro.config.to_dict},
+               "eval_steps": [int] (optional: the steps this arm is evaluated at, when not all of the sweep's)}],
      "manifest": {"git": {"sha", "dirty"}, "packages": {name: version}, "device": str,
                   "conventions": {name: str}, "scorer_fingerprints": {scorer: fingerprint}},
      "compute": {"train_seconds": {arm: seconds over all its seeds}, "samples": int, ...any other totals},
@@ -89,6 +90,7 @@ class ArmSpec:
     diff: dict[str, tuple[Any, Any]]
     training_rewards: tuple[str, ...]
     config: dict[str, Any]
+    eval_steps: tuple[int, ...] = ()  # empty: the sweep's
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _arm(data: Any, where: str) -> ArmSpec:
     return ArmSpec(name=_need(data, "name", str, where), baseline=baseline,
                    ablates=tuple(_need(data, "ablates", list, where)), diff={k: (v[0], v[1]) for k, v in diff.items()},
                    training_rewards=tuple(_need(data, "training_rewards", list, where)),
-                   config=_need(data, "config", dict, where))
+                   config=_need(data, "config", dict, where), eval_steps=tuple(data.get("eval_steps", ())))
 
 
 def read_spec(path: Path) -> SweepSpec:
@@ -265,8 +267,9 @@ def coverage_notes(spec: SweepSpec, metrics: pd.DataFrame) -> list[str]:
     notes = []
     done = set(metrics[["arm", "seed", "step"]].drop_duplicates().itertuples(index=False, name=None))
     for arm in spec.arms:
-        lacking = [(s, t) for s in spec.seeds for t in spec.eval_steps if (arm.name, s, t) not in done]
-        if len(lacking) == len(spec.seeds) * len(spec.eval_steps):
+        steps = arm.eval_steps or spec.eval_steps
+        lacking = [(s, t) for s in spec.seeds for t in steps if (arm.name, s, t) not in done]
+        if len(lacking) == len(spec.seeds) * len(steps):
             notes.append(f"arm {arm.name}: no results yet")
         elif lacking:
             notes.append(f"arm {arm.name}: no results for " + ", ".join(f"seed {s} step {t}" for s, t in lacking))
