@@ -21,7 +21,7 @@ from reports.figures.heatmap import geneval_heatmap, task_table
 from reports.figures.radar import radar
 from reports.render import csv_uri, png_uri, render, table_view
 from reports.results import load
-from reports.summary import arms_overview, data_and_compute, manifest_items
+from reports.summary import arms_overview, correlation_matrix, data_and_compute, manifest_items
 from reports.tables import diversity_summary, export, main_table, main_table_frame, speedup_matrix
 from reports.verdicts import verdicts
 
@@ -77,6 +77,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     judged = verdicts(stats.comparisons, spec)
     own = [v for v in judged if spec.arm(v.arm).baseline == v.against]
     paper_claims = claims(stats.comparisons, speedup_table, slopes, spec)
+    correlations, reading = correlation_matrix(results.data_correlations)
     tables: dict[str, pd.DataFrame] = {
         "main_table": main_table_frame(main), "estimates": stats.estimates, "comparisons": stats.comparisons,
         "diversity": diversity, "speedups": speedup_table, "curves": curve_table, "controllability": control,
@@ -84,12 +85,15 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
         "best_of_n": selection, "pareto": trials, "geneval_tasks": tasks.reset_index(), "arms": arms_overview(spec),
         "published": published, "verdicts": pd.DataFrame([{**asdict(v), "text": v.text} for v in judged]),
     }
+    if correlations is not None:
+        tables["data_correlations"] = correlations
     context = {
         "spec": spec, "root": results.root, "tables_folder": folder, "built": time.strftime("%Y-%m-%d %H:%M"),
         "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "families": sorted(stats.comparisons.groupby("family").size().items()) if len(stats.comparisons) else [],
         "arms": table_view(tables["arms"]), "verdicts": {"own": own, "reference": [v for v in judged if v not in own]},
         "claims": paper_claims,
-        "facts": data_and_compute(results), "main": main, "figures": {f.key: f for f in drawn if f is not None},
+        "facts": data_and_compute(results),
+        "correlations": {"view": table_view(correlations) if correlations is not None else None, "reading": reading}, "main": main, "figures": {f.key: f for f in drawn if f is not None},
         "speedups": table_view(speedup_matrix(speedup_table)), "comparisons": table_view(stats.comparisons),
         "published": table_view(published), "sources": reference.sources(), "manifest": manifest_items(spec),
         "failures": failure_examples(results.failures), "grids": {a: png_uri(p) for a, p in results.grids.items()},
