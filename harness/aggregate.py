@@ -25,12 +25,16 @@ from harness.study import config_diff
 from harness.units import PlannedUnit
 from miro.config import to_dict
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
+from miro.data.annotate import read_annotation
+from miro.data.build import WORLD_TABLE
+from miro.files import read_checked
 from miro.manifest import git_state, package_versions, write_json_atomic
 
 PER_IMAGE_METRICS = {"geneval_correct": "geneval"}  # images.jsonl column -> metric name; scorers keep their names
 NOT_METRICS = {"prompt_index", "sample", "seed", "prompt", "group", "file", "geneval_objects"}
 GRID_PROMPTS = 8
 FAILURES_PER_ARM = 3
+WORLD_FACTORS = ("blur_sigma", "contrast_blend", "noise_std", "clutter", "cut", "caption_wrong", "n_objects")
 
 
 def finished(store: Store, units: list[PlannedUnit]) -> list[PlannedUnit]:
@@ -139,6 +143,22 @@ def write_failures(store: Store, chosen: dict[str, PlannedUnit], results: Path) 
     (results / "geneval_failures.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
+def data_correlations(store: Store, data_units: list[PlannedUnit]) -> pd.DataFrame | None:
+    """Pearson r of each reward score with each thing the world did to a sample (miro.data.build.write_world_table),
+    over the samples the reward scored; None when no data unit kept a world table (real data has none)."""
+    rows = []
+    for planned in data_units:
+        for world in sorted(store.work_dir(planned.unit.key).glob(f"*/{WORLD_TABLE}")):  # <work>/<data key>/world.parquet
+            scores = read_annotation(world.parent / "annotations.parquet")
+            fix = f"delete {store.unit_dir(planned.unit.key)} and run the same sweep command again to prepare the data again"
+            joined = scores.merge(read_checked(world, pd.read_parquet, fix), on="sample_id")
+            for reward in sorted(scores.attrs["scorers"]):
+                ok = joined[joined[f"{reward}__status"] == "ok"]
+                rows += [{"data": world.parent.name, "reward": reward, "factor": factor, "n_samples": len(ok),
+                          "pearson": ok[reward].corr(ok[factor].astype(float))} for factor in WORLD_FACTORS]
+    return pd.DataFrame(rows) if rows else None
+
+
 def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_eval: list[PlannedUnit]) -> dict[str, Any]:
     sweep = plan.study
     by_name = {arm.name: arm for arm in sweep.arms}
@@ -182,6 +202,9 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
     first = plan.study.evaluation[0].name
     metrics_table(store, done_eval, first).to_parquet(results / "metrics.parquet", index=False)
     diversity_table(store, done_eval, first).to_parquet(results / "diversity.parquet", index=False)
+    correlations = data_correlations(store, finished(store, plan.data))
+    if correlations is not None:
+        correlations.to_csv(results / "data_correlations.csv", index=False)
     controls = finished(store, plan.control)
     if controls:  # absent rather than empty: the report then says the sweep did not produce it
         controllability_table(store, controls).to_parquet(results / "controllability.parquet", index=False)

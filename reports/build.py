@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import modes, reference
+from reports.claims import claims, claims_frame
 from reports.comparisons import ALPHA, PromptMeans, statistics
 from reports.convergence import curves, speedups
 from reports.figures.control import best_of_n, controllability, pareto
@@ -20,7 +21,7 @@ from reports.figures.heatmap import geneval_heatmap, task_table
 from reports.figures.radar import radar
 from reports.render import csv_uri, png_uri, render, table_view
 from reports.results import load
-from reports.summary import arms_overview, data_and_compute, manifest_items
+from reports.summary import arms_overview, correlation_matrix, data_and_compute, manifest_items
 from reports.tables import diversity_summary, export, main_table, main_table_frame, speedup_matrix
 from reports.verdicts import verdicts
 
@@ -66,25 +67,33 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     published = reference.arm_rows([a.name for a in spec.arms], [k.label for k in stats.keys])
     main = main_table(stats.estimates, stats.comparisons, diversity, spec, published)
     control, selection = modes.controllability(results.controllability), modes.best_of_n(results.best_of_n)
+    slopes = modes.control_slopes(results.controllability)
     trials, tasks = modes.pareto_trials(results.pareto), task_table(stats.estimates, spec)
 
     drawn = [radar(stats.estimates, spec), training_curves(curve_table, speedup_table, spec, reference.speedups()),
-             geneval_heatmap(tasks), controllability(control, spec), best_of_n(selection, spec)]
+             geneval_heatmap(tasks), controllability(control, slopes, spec), best_of_n(selection, spec)]
     if results.pareto is not None:
         drawn.append(pareto(trials, results.pareto["objectives"], results.pareto["arm"], spec.direction))
     judged = verdicts(stats.comparisons, spec)
     own = [v for v in judged if spec.arm(v.arm).baseline == v.against]
+    paper_claims = claims(stats.comparisons, speedup_table, slopes, spec)
+    correlations, reading = correlation_matrix(results.data_correlations)
     tables: dict[str, pd.DataFrame] = {
         "main_table": main_table_frame(main), "estimates": stats.estimates, "comparisons": stats.comparisons,
         "diversity": diversity, "speedups": speedup_table, "curves": curve_table, "controllability": control,
+        "control_slopes": slopes, "claims": claims_frame(paper_claims),
         "best_of_n": selection, "pareto": trials, "geneval_tasks": tasks.reset_index(), "arms": arms_overview(spec),
         "published": published, "verdicts": pd.DataFrame([{**asdict(v), "text": v.text} for v in judged]),
     }
+    if correlations is not None:
+        tables["data_correlations"] = correlations
     context = {
         "spec": spec, "root": results.root, "tables_folder": folder, "built": time.strftime("%Y-%m-%d %H:%M"),
         "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "families": sorted(stats.comparisons.groupby("family").size().items()) if len(stats.comparisons) else [],
         "arms": table_view(tables["arms"]), "verdicts": {"own": own, "reference": [v for v in judged if v not in own]},
-        "facts": data_and_compute(results), "main": main, "figures": {f.key: f for f in drawn if f is not None},
+        "claims": paper_claims,
+        "facts": data_and_compute(results),
+        "correlations": {"view": table_view(correlations) if correlations is not None else None, "reading": reading}, "main": main, "figures": {f.key: f for f in drawn if f is not None},
         "speedups": table_view(speedup_matrix(speedup_table)), "comparisons": table_view(stats.comparisons),
         "published": table_view(published), "sources": reference.sources(), "manifest": manifest_items(spec),
         "failures": failure_examples(results.failures), "grids": {a: png_uri(p) for a, p in results.grids.items()},

@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.stats import bootstrap_mean
+from harness.stats import bootstrap_mean, bootstrap_slope
 from reports.comparisons import RESAMPLES
 
 CONTROL_COLUMNS = ["arm", "reward", "metric", "target", "step", "n_seeds", "n_prompts", "value", "low", "high"]
+SLOPE_COLUMNS = ["arm", "reward", "metric", "step", "n_targets", "n_prompts", "slope", "low", "high"]
 
 
 def last_step(table: pd.DataFrame) -> pd.DataFrame:
@@ -34,6 +35,23 @@ def controllability(table: pd.DataFrame | None) -> pd.DataFrame:
         rows.append({"arm": arm, "reward": reward, "metric": metric, "target": target, "step": step,
                      "n_seeds": group["seed"].nunique(), "n_prompts": len(per_prompt), "value": value, "low": low, "high": high})
     return pd.DataFrame(rows, columns=CONTROL_COLUMNS)
+
+
+def control_slopes(table: pd.DataFrame | None) -> pd.DataFrame:
+    """Least-squares slope of the measured metric against the requested target per (arm, reward, metric), with a
+    95% prompt-bootstrap interval (harness.stats.bootstrap_slope); only prompts measured at every target enter."""
+    if table is None or table.empty:
+        return pd.DataFrame(columns=SLOPE_COLUMNS)
+    rows = []
+    for (arm, reward, metric, step), group in last_step(table).groupby(["arm", "reward", "metric", "step"], sort=True):
+        per_prompt = group.groupby(["target", "prompt_id", "seed"])["value"].mean().groupby(["target", "prompt_id"]).mean()
+        curves = per_prompt.unstack("prompt_id").dropna(axis=1, how="any")  # (targets, prompts)
+        if len(curves) < 2 or curves.shape[1] < 2:
+            continue
+        interval = bootstrap_slope(curves.index.tolist(), curves.to_numpy(), n_resamples=RESAMPLES)
+        rows.append({"arm": arm, "reward": reward, "metric": metric, "step": step, "n_targets": len(curves),
+                     "n_prompts": curves.shape[1], "slope": interval.estimate, "low": interval.low, "high": interval.high})
+    return pd.DataFrame(rows, columns=SLOPE_COLUMNS)
 
 
 def best_of_n(table: pd.DataFrame | None) -> pd.DataFrame:

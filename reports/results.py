@@ -34,6 +34,8 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
 <sweep>/results/geneval_failures.jsonl  (optional; one JSON object a line)
     {"arm", "seed", "step", "prompt", "tag", "reason", "image": PNG path relative to the sweep dir}
 <sweep>/results/grids/<arm>.png  (optional; the same prompts (rows) and seeds for every arm)
+<sweep>/results/data_correlations.csv  (optional; only a generated world (shapes) knows what degraded each sample)
+    data (data folder), reward, factor (blur_sigma, caption_wrong, ...), n_samples int, pearson float (NaN: a constant factor).
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ DIVERSITY_COLUMNS = {"arm": str, "seed": int, "step": int, "metric": str, "value
 CONTROLLABILITY_COLUMNS = {"arm": str, "seed": int, "step": int, "reward": str, "target": float, "prompt_id": int,
                            "metric": str, "value": float}
 BEST_OF_N_COLUMNS = {"arm": str, "seed": int, "step": int, "selector": str, "n": int, "metric": str, "value": float}
+CORRELATION_COLUMNS = {"data": str, "reward": str, "factor": str, "n_samples": int, "pearson": float}
 FAILURE_KEYS = ("arm", "seed", "step", "prompt", "tag", "reason", "image")
 
 
@@ -139,6 +142,7 @@ class SweepResults:
     pareto: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     grids: dict[str, Path] = field(default_factory=dict)
+    data_correlations: pd.DataFrame | None = None
     missing: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
 
@@ -237,6 +241,20 @@ def _failures(path: Path, root: Path, notes: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _correlations(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise MiroError(f"{path} is not a readable CSV file ({type(err).__name__}); {RERUN}") from None
+    lacking = [c for c in CORRELATION_COLUMNS if c not in frame.columns]
+    if lacking:
+        raise MiroError(f"{path} lacks the columns {lacking} (it has {list(frame.columns)}); {RERUN}")
+    try:
+        return frame[list(CORRELATION_COLUMNS)].astype(CORRELATION_COLUMNS)
+    except (TypeError, ValueError) as err:
+        raise MiroError(f"{path} has a column of the wrong type ({err}); {RERUN}") from None
+
+
 def _pareto(path: Path) -> dict[str, Any]:
     data = _read_json(path)
     where = str(path)
@@ -314,6 +332,8 @@ def load(sweep_dir: str | Path) -> SweepResults:
         out.failures = _failures(results / "geneval_failures.jsonl", root, missing)
     else:
         out.absent.append("GenEval failure examples (results/geneval_failures.jsonl)")
+    if (results / "data_correlations.csv").is_file():  # no note when absent: real data has no world to correlate with
+        out.data_correlations = _correlations(results / "data_correlations.csv")
     out.grids = _grids(results / "grids", arms)
     if not out.grids:
         out.absent.append("sample grids (results/grids/<arm>.png)")

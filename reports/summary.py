@@ -55,6 +55,24 @@ def data_and_compute(results: SweepResults) -> list[tuple[str, str]]:
     return facts
 
 
+def correlation_matrix(correlations: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
+    """(reward x factor Pearson r, one-line reading: each reward's strongest factor), or (None, "") without a world table."""
+    if correlations is None or correlations.empty:
+        return None, ""
+    first = correlations[correlations["data"] == correlations["data"].iloc[0]]  # the sweep's (first) data folder
+    matrix = first.pivot(index="reward", columns="factor", values="pearson")
+    matrix = matrix[list(dict.fromkeys(first["factor"]))]
+    links = []
+    for reward, row in matrix.iterrows():
+        known = row.dropna()  # NaN: a factor the world never varied
+        if len(known):
+            factor = known.abs().idxmax()
+            links.append(f"{reward} with {factor} (r = {formatting.number(known[factor])})")
+    reading = (f"Over {first['n_samples'].max()} training samples, each reward's strongest link to what the world did to a "
+               f"sample: {'; '.join(links)}." if links else "")
+    return matrix.reset_index(), reading
+
+
 def manifest_items(spec: SweepSpec) -> dict[str, list[tuple[str, str]]]:
     """Section -> (name, value) rows: code, devices, packages, conventions, scorer fingerprints."""
     manifest = spec.manifest

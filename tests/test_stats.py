@@ -1,6 +1,6 @@
 """The statistics on cases with known answers: coverage of the bootstrap, power and size of the
 permutation test, exact McNemar and corrections against hand-computed values, the speed-up on
-hand-made curves, and best-of-N against brute-force enumeration."""
+hand-made curves, the controllability slope on a known line, and best-of-N against brute-force enumeration."""
 from __future__ import annotations
 
 from itertools import combinations
@@ -13,6 +13,7 @@ from harness.stats import (
     best_of_n,
     bootstrap_difference,
     bootstrap_mean,
+    bootstrap_slope,
     bootstrap_speedup,
     convergence_speedup,
     hierarchical_bootstrap_difference,
@@ -155,6 +156,22 @@ def test_speedup_bootstrap_reports_not_reached_honestly():
     borderline = np.array([0.1, 0.2, 0.3, 0.4])[:, None] + rng.normal(0, 0.05, (4, 100))
     edge = bootstrap_speedup(steps, base, steps, borderline, n_resamples=500)
     assert 0.0 < edge.reached_fraction < 1.0 and edge.low is None
+
+
+
+# controllability slope
+def test_slope_recovers_a_known_line_and_resamples_the_same_prompts_at_every_target():
+    rng = np.random.default_rng(2)
+    targets = [0.0, 0.25, 0.5, 0.75, 1.0]
+    difficulty = rng.normal(0, 0.3, 60)  # large, but shared by a prompt's targets: it cancels in the slope
+    values = 0.2 + 0.6 * np.array(targets)[:, None] + difficulty + rng.normal(0, 0.02, (5, 60))
+    result = bootstrap_slope(targets, values, n_resamples=500)
+    assert result.estimate == pytest.approx(0.6, abs=0.02) and result.low < result.estimate < result.high
+    assert result.high - result.low < 0.05
+    flat = bootstrap_slope(targets, 0.5 + difficulty + rng.normal(0, 0.02, (5, 60)), n_resamples=500)
+    assert flat.low < 0 < flat.high
+    with pytest.raises(MiroError, match="two distinct targets"):
+        bootstrap_slope([0.5, 0.5], values[:2])
 
 
 # best-of-N

@@ -35,6 +35,10 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
     assert set(control["target"]) == {0.0, 0.5, 1.0} and set(control["arm"]) == {"miro"}
     pareto = json.loads((sweep_dir / "results" / "pareto.json").read_text())
     assert pareto["arm"] == "miro" and len(pareto["trials"]) == 2 and pareto["prompts"] == "shapes-validation"
+    correlations = pd.read_csv(sweep_dir / "results" / "data_correlations.csv")  # the world's truth against each reward
+    assert {"shapes_quality", "shapes_alignment"} <= set(correlations["reward"]) and "caption_wrong" in set(correlations["factor"])
+    html = (sweep_dir / "report.html").read_text()
+    assert 'id="claims"' in html and 'id="data-correlations"' in html
 
 
 def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):

@@ -3,7 +3,8 @@
 The shapes world is generated, annotated with every analytic reward and binned once per data config,
 in a data folder that every arm of a sweep shares (so all arms train on the same samples with the
 same bins). Its rendered images are cached beside the annotation, so each arm loads the whole set
-into memory in a second instead of rendering it again. Folders and webdataset shards are read with
+into memory in a second instead of rendering it again, and a world table records what degraded each sample
+(corruptions, a wrong caption), so that the rewards can be checked against the truth. Folders and webdataset shards are read with
 the annotation and bin edges the user gives (`data.annotations`, `data.bin_edges`), and the precomputed
 latents and caption embeddings of `data.features` when set.
 """
@@ -15,21 +16,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from miro.config import DataConfig, RunConfig, to_dict
 from miro.data.annotate import annotate
-from miro.data.shapes import ShapesDataset, ShapesWorldConfig
+from miro.data.shapes import ShapesDataset, ShapesSample, ShapesWorldConfig
 from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
 from miro.errors import MiroError
-from miro.files import read_checked
+from miro.files import atomic_path, read_checked
 from miro.manifest import write_json_atomic
 from miro.rewards.binning import BinEdges, BinningOptions
 
 SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
+WORLD_TABLE = "world.parquet"  # per sample: what the world did to it (corruptions, wrong caption), beside the annotation
 
 
 class RenderedImages:
@@ -68,8 +71,19 @@ def shapes_dataset(cfg: DataConfig) -> ShapesDataset:
     return ShapesDataset(ShapesWorldConfig(resolution=cfg.resolution), cfg.num_samples, cfg.seed)
 
 
+def write_world_table(path: Path, samples: Sequence[ShapesSample]) -> None:
+    """The truth behind each rendered sample, so rewards can be checked against what degraded it
+    (harness.aggregate correlates the two); written atomically, one row per sample id (= render index)."""
+    frame = pd.DataFrame([{"sample_id": i, "blur_sigma": s.corruptions.blur_sigma, "contrast_blend": s.corruptions.contrast_blend,
+                           "noise_std": s.corruptions.noise_std, "clutter": s.corruptions.clutter, "cut": s.corruptions.cut,
+                           "caption_wrong": s.caption_error is not None, "caption_error": s.caption_error or "",
+                           "n_objects": len(s.objects)} for i, s in enumerate(samples)])
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
 def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> Path:
-    """Annotate, bin and cache the shapes world of `cfg` (resumable; instant when already done)."""
+    """Render, annotate, bin and cache the shapes world of `cfg`, with its world table (resumable; instant when done)."""
     folder = data_root / data_key(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     annotation = folder / "annotations.parquet"
@@ -78,9 +92,10 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> P
         return folder
     if not cache.is_file():  # render once; annotation and every arm read the cache
         dataset = shapes_dataset(cfg)
-        items = [dataset[i] for i in tqdm(range(len(dataset)), desc="render shapes", unit="img", disable=not progress)]
-        (folder / "captions.json").write_text(json.dumps([it["caption"] for it in items]))
-        images = torch.stack([((torch.as_tensor(it["image"]) + 1) * 127.5).round().to(torch.uint8) for it in items])
+        samples = [dataset.sample(i) for i in tqdm(range(len(dataset)), desc="render shapes", unit="img", disable=not progress)]
+        write_world_table(folder / WORLD_TABLE, samples)
+        (folder / "captions.json").write_text(json.dumps([s.caption for s in samples]))
+        images = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1) for s in samples])  # (N, 3, H, W) uint8, as rendered
         save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
     annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), annotation, progress=progress)
     fit_bins(annotation, SHAPES_SCORERS)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports import reference
+from reports import formatting, reference
 from reports.figures.style import Embedded, arm_styles, axis_label, embed, new_figure, plotting
 from reports.results import SweepSpec
 
@@ -23,23 +23,28 @@ def _panels(count: int) -> tuple[int, int]:
 
 
 @plotting
-def controllability(summary: pd.DataFrame, spec: SweepSpec) -> Embedded | None:
-    """One panel per (swept reward, measured metric); a line per arm with 95% prompt-bootstrap error bars."""
+def controllability(summary: pd.DataFrame, slopes: pd.DataFrame, spec: SweepSpec) -> Embedded | None:
+    """One panel per (swept reward, measured metric); a line per arm with 95% prompt-bootstrap error bars, labelled
+    with its least-squares slope and that slope's interval (reports.modes.control_slopes)."""
     panels = list(dict.fromkeys(zip(summary["reward"], summary["metric"])))
     if not panels:
         return None
     styles = arm_styles([a.name for a in spec.arms])
+    fitted = {(r.arm, r.reward, r.metric): f"slope {formatting.signed(r.slope)} {formatting.interval(r.low, r.high)}"
+              for r in slopes.itertuples()}
     rows, columns = _panels(len(panels))
     figure = new_figure(4.2 * columns, 3.2 * rows + 0.5)
     for i, (reward, metric) in enumerate(panels):
         ax = figure.add_subplot(rows, columns, i + 1)
         data = summary[(summary["reward"] == reward) & (summary["metric"] == metric)]
         for arm, line in data.groupby("arm", sort=False):
+            slope = fitted.get((arm, reward, metric))
             line = line.sort_values("target")
             error = np.abs(line[["low", "high"]].to_numpy(dtype=float).T - line["value"].to_numpy())
             style = styles[str(arm)]
             ax.errorbar(line["target"], line["value"], yerr=np.nan_to_num(error), color=style.color,
-                        linestyle=style.linestyle, marker=style.marker, markersize=4, capsize=2, label=str(arm))
+                        linestyle=style.linestyle, marker=style.marker, markersize=4, capsize=2,
+                        label=f"{arm}: {slope}" if slope else str(arm))
         paper = reference.target_sweep(reward, metric)
         if paper is not None:
             ax.plot(paper["target"], paper["value"], label="paper (synthetic-caption MIRO)", **PAPER_STYLE)
@@ -48,7 +53,9 @@ def controllability(summary: pd.DataFrame, spec: SweepSpec) -> Embedded | None:
         ax.set_title(f"{metric} when steering {reward}")
         ax.legend()
     caption = ("Each point: mean over prompts (seeds averaged per prompt) at the arm's last step, other reward targets "
-               "fixed; bars: 95% prompt-bootstrap interval. A controllable reward rises monotonically with its target.")
+               "fixed; bars: 95% prompt-bootstrap interval. Legend: each arm's least-squares slope of measured score against "
+               "target with its 95% prompt-bootstrap interval (same prompts at every target). A controllable reward rises "
+               "with its target.")
     return Embedded("controllability", "Controllability by reward target", caption, embed(figure))
 
 

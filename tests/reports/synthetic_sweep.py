@@ -140,6 +140,11 @@ def write_synthetic_sweep(root: Path, *, prompts: int = 36, samples: int = 2, se
         write_png(root / image, rng, (32, 32))
         failures.append({"arm": arm, "seed": 0, "step": steps[-1], "prompt": "a photo of two red circles", "tag": "counting",
                          "reason": "expected 2 circle, found 3", "image": image})
+    factors = ("blur_sigma", "noise_std", "cut", "caption_wrong")
+    planted = {("shapes_quality", "blur_sigma"): -0.6, ("shapes_alignment", "caption_wrong"): -0.8}
+    pd.DataFrame([{"data": "shapes-0123456789ab", "reward": r, "factor": f, "n_samples": 256,
+                   "pearson": float("nan") if f == "cut" else planted.get((r, f), rng.normal(0, 0.05))}
+                  for r in BASE if not r.startswith("geneval") for f in factors]).to_csv(results / "data_correlations.csv", index=False)
     (results / "geneval_failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in failures))
     for arm, _ in arms:
         write_png(results / "grids" / f"{arm}.png", rng, (128, 128))

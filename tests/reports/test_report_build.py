@@ -84,6 +84,16 @@ def test_every_table_is_exported_as_csv_and_json(built: Built) -> None:
     assert pd.read_json(built.tables / "comparisons.json")["p_holm"].between(0, 1).all()
 
 
+def test_reward_corruption_correlations_show_only_when_the_world_was_kept(built: Built, tmp_path: Path) -> None:
+    html = built.html.read_text()
+    assert 'id="data-correlations"' in html and "shapes_quality with blur_sigma (r = −0.600)" in html
+    assert "shapes_alignment with caption_wrong (r = −0.800)" in html
+    matrix = pd.read_csv(built.tables / "data_correlations.csv").set_index("reward")
+    assert list(matrix.columns) == ["blur_sigma", "noise_std", "cut", "caption_wrong"] and matrix["cut"].isna().all()
+    real = build_report(write_synthetic_sweep(tmp_path / "sweep", prompts=6, samples=1, optional=False))
+    assert "data-correlations" not in real.html.read_text() and not (real.tables / "data_correlations.csv").exists()
+
+
 def test_a_sweep_with_no_results_yet_still_renders(tmp_path: Path) -> None:
     root = write_synthetic_sweep(tmp_path / "sweep", prompts=6, samples=1, optional=False)
     (root / "results" / "metrics.parquet").unlink()

@@ -69,6 +69,10 @@ def test_nan_values_are_dropped_and_counted(sweep_dir: Path, tmp_path: Path) -> 
      "arms ['ghost'] that sweep.json does not declare"),
     (lambda r: (r / "results" / "geneval_failures.jsonl").write_text('{"arm": "miro"}\n'), "geneval_failures.jsonl:1 must be"),
     (lambda r: (r / "results" / "grids" / "miro.png").write_text("not an image"), "miro.png is not a PNG"),
+    (lambda r: (r / "results" / "data_correlations.csv").write_text("reward,pearson\nshapes_quality,0.5\n"),
+     "data_correlations.csv lacks the columns ['data', 'factor', 'n_samples']"),
+    (lambda r: (r / "results" / "data_correlations.csv").write_text("data,reward,factor,n_samples,pearson\nd,q,blur,many,0.5\n"),
+     "data_correlations.csv has a column of the wrong type"),
 ])
 def test_a_broken_file_gives_one_line_naming_it_and_the_fix(sweep_dir: Path, tmp_path: Path, breakage, message: str) -> None:
     root = copy(sweep_dir, tmp_path)
