@@ -32,6 +32,7 @@ from harness.evaluation.generate import WHOLE, GenerationOptions, Shard, checkpo
 from harness.evaluation.modes import TargetSweep, best_of_n_curves, sweep_table
 from harness.evaluation.roles import HELD_OUT, metric_roles
 from harness.evaluation.scoring import default_scorers, load_scorers, read_scores, score_images, scores_path
+from harness.evaluation.stored import non_finite
 from harness.evaluation.summary import diversity_metrics, geneval_metrics, image_rows, scorer_metrics
 from harness.geneval.evaluate import evaluate_folder
 from harness.geneval.metadata import download_geneval_files, read_class_names
@@ -236,6 +237,9 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     # end to end (generate, score, judge, features, summary): meaningful when this call made the images
     throughput.update(seconds=seconds, images=len(table), images_per_s=made.generated / seconds if made.generated else None)
 
+    if found := non_finite(metrics):  # a NaN or inf never becomes a result: nothing is written
+        raise MiroError(f"evaluation metric {found[0]} is {found[1]}, not a finite number; no summary written to {out}: "
+                        "check the scorer or features that produced it on these images")
     identity = {**checkpoint_identity(generator), "path": checkpoint, "rewards_trained": list(trained),
                 "scheme": config.rewards.scheme}
     summary = {
