@@ -47,6 +47,7 @@ from miro.files import remove_leftovers, write_text_atomic
 from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
 from miro.rewards.real.open_clip_arch import open_clip_arch
+from miro.rewards.real.sources import downloaded_from
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,8 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
         "metrics": metrics,
         "throughput": throughput,
         "manifest": build_manifest({"evaluation": to_dict(options)}, seed=gen.seed, device=generator.device,
-                                   extra={"checkpoint": identity, "scorers": scores.attrs["scorers"]}),
+                                   extra={"checkpoint": identity, "scorers": scores.attrs["scorers"],
+                                          "weights_downloaded_from": downloaded_from(weights_digests(scores.attrs["scorers"]))}),
     }
     if options.best_of_n:
         columns = [n for n in roles if n in table.columns]
@@ -259,6 +261,11 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     write_rows(out / "images.jsonl", table)
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def weights_digests(scorers: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The sha256 of every weight file or folder the scorers recorded in their details."""
+    return [digest for record in scorers.values() for key, digest in record.get("details", {}).items() if key.startswith("sha256:")]
 
 
 def write_rows(path: Path, table: pd.DataFrame) -> None:
