@@ -2,6 +2,9 @@
 
 Reads only what the units stored (never recomputes anything), so it runs in seconds and a partially
 finished sweep gives partial results: `finished_units` and `expected_units` tell the report what is missing.
+A done unit whose result files cannot be read (missing, truncated, garbage, a NaN metric) is marked failed
+with the reason (`check_results`), so its numbers are left out, sweep.json's `notes` name it and the fix, and
+`--retry` recomputes it; every other unit's results still appear.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from torchvision.utils import make_grid, save_image
 
 from harness.evaluation.generate import image_path
 from harness.evaluation.run import images_folder
+from harness.evaluation.stored import read_rows, read_summary
 from harness.evaluation.summary import image_key
 from harness.plan import Plan
 from harness.store import Store
@@ -27,11 +31,13 @@ from miro.config import to_dict
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
 from miro.data.annotate import read_annotation
 from miro.data.build import WORLD_TABLE
+from miro.errors import MiroError
 from miro.files import read_checked
 from miro.manifest import git_state, package_versions, write_json_atomic
 
 PER_IMAGE_METRICS = {"geneval_correct": "geneval"}  # images.jsonl column -> metric name; scorers keep their names
 NOT_METRICS = {"prompt_index", "sample", "seed", "prompt", "group", "file", "geneval_objects"}
+LEFT_OUT = "results left out: "  # how a unit marked failed by check_results says why
 GRID_PROMPTS = 8
 FAILURES_PER_ARM = 3
 WORLD_FACTORS = ("blur_sigma", "contrast_blend", "noise_std", "clutter", "cut", "caption_wrong", "n_objects")
@@ -39,6 +45,39 @@ WORLD_FACTORS = ("blur_sigma", "contrast_blend", "noise_std", "clutter", "cut", 
 
 def finished(store: Store, units: list[PlannedUnit]) -> list[PlannedUnit]:
     return [u for u in units if store.state(u.unit.key) == "done"]
+
+
+def control_points(store: Store, planned: PlannedUnit) -> list[tuple[str, float, Path]]:
+    """(reward, target, images.jsonl) for each point a control unit measured."""
+    outputs, work = store.outputs(planned.unit.key), store.work_dir(planned.unit.key)
+    return [(r, float(t), work / r / f"sweep-{r}-{t:g}" / "images.jsonl") for r in outputs["rewards"] for t in outputs["values"]]
+
+
+def result_files(store: Store, planned: PlannedUnit) -> list[Path]:
+    """The files an evaluation or control unit's results are read from."""
+    if planned.unit.kind == "evaluate":
+        return [store.work_dir(planned.unit.key) / "images.jsonl", store.work_dir(planned.unit.key) / "summary.json"]
+    return [images for _, _, images in control_points(store, planned)]
+
+
+def check_results(store: Store, units: list[PlannedUnit]) -> None:
+    """Mark failed, with the reason, each done unit whose result files do not read back (see the module docstring)."""
+    for planned in finished(store, units):
+        try:
+            for path in result_files(store, planned):
+                (read_summary if path.suffix == ".json" else read_rows)(path)
+        except MiroError as error:
+            store.set_state(planned.unit.key, "failed", reason=f"{LEFT_OUT}{error}")
+
+
+def left_out_notes(store: Store, units: list[PlannedUnit]) -> list[str]:
+    """One line per unit whose results are left out because they did not read back: which unit, the file, the fix."""
+    notes = []
+    for planned in units:
+        reason = str(store.record(planned.unit.key).get("reason", ""))
+        if store.state(planned.unit.key) == "failed" and reason.startswith(LEFT_OUT):
+            notes.append(f"{planned.label} (unit {planned.unit.key}): {reason}")
+    return notes
 
 
 def primary(plan: Plan, evaluations: list[PlannedUnit]) -> list[PlannedUnit]:
@@ -52,7 +91,7 @@ def metrics_table(store: Store, evaluations: list[PlannedUnit], first_suite: str
     "<suite>.<metric>" (PickScore on PartiPrompts is not PickScore on GenEval's prompts)."""
     frames = []
     for planned in evaluations:
-        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
+        rows = read_rows(store.work_dir(planned.unit.key) / "images.jsonl")
         long = long_rows(rows)
         if planned.suite != first_suite:
             long = long.assign(metric=f"{planned.suite}." + long["metric"])
@@ -80,13 +119,9 @@ def controllability_table(store: Store, controls: list[PlannedUnit]) -> pd.DataF
     """Per prompt: the metrics measured at each requested target of each swept reward."""
     frames = []
     for planned in controls:
-        outputs = store.outputs(planned.unit.key)
-        for reward in outputs["rewards"]:
-            for target in outputs["values"]:
-                images = store.work_dir(planned.unit.key) / reward / f"sweep-{reward}-{target:g}" / "images.jsonl"
-                long = long_rows(pd.read_json(images, lines=True))
-                per_prompt = long.groupby(["prompt_id", "metric"], as_index=False)["value"].mean()
-                frames.append(per_prompt.assign(arm=planned.arm, seed=planned.seed, step=planned.step, reward=reward, target=float(target)))
+        for reward, target, images in control_points(store, planned):
+            per_prompt = long_rows(read_rows(images)).groupby(["prompt_id", "metric"], as_index=False)["value"].mean()
+            frames.append(per_prompt.assign(arm=planned.arm, seed=planned.seed, step=planned.step, reward=reward, target=target))
     columns = ["arm", "seed", "step", "reward", "target", "prompt_id", "metric", "value"]
     return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
 
@@ -94,7 +129,7 @@ def controllability_table(store: Store, controls: list[PlannedUnit]) -> pd.DataF
 def diversity_table(store: Store, evaluations: list[PlannedUnit], first_suite: str) -> pd.DataFrame:
     rows = []
     for planned in evaluations:
-        summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
+        summary = read_summary(store.work_dir(planned.unit.key) / "summary.json")
         prefix = "" if planned.suite == first_suite else f"{planned.suite}."
         for name, m in summary["metrics"].items():
             if name.startswith("diversity.") or name in ("fid", "kid"):
@@ -117,7 +152,7 @@ def write_grids(store: Store, chosen: dict[str, PlannedUnit], folder: Path) -> N
     """The same prompts and seeds for every arm: one row per prompt."""
     folder.mkdir(parents=True, exist_ok=True)
     for arm, planned in chosen.items():
-        rows = pd.read_json(store.work_dir(planned.unit.key) / "images.jsonl", lines=True)
+        rows = read_rows(store.work_dir(planned.unit.key) / "images.jsonl")
         rows = rows[rows["prompt_index"].isin(sorted(rows["prompt_index"].unique())[:GRID_PROMPTS])]
         work = store.work_dir(planned.unit.key)  # images are found from their (prompt, sample): the store may have moved
         images = [pil_to_tensor(Image.open(image_path(images_folder(work), p, k)).convert("RGB"))
@@ -179,7 +214,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
     fingerprints: dict[str, str] = {}
     device = "unknown"
     for planned in done_eval:
-        summary = json.loads((store.work_dir(planned.unit.key) / "summary.json").read_text())
+        summary = read_summary(store.work_dir(planned.unit.key) / "summary.json")
         device = summary.get("throughput", {}).get("device", device)
         fingerprints.update({k: v["fingerprint"] for k, v in summary["metrics"].items() if "fingerprint" in v})
     expected = sum(len(units) for _, units in plan.waves)
@@ -191,6 +226,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
                      "conventions": {"time": TIME_CONVENTION, "guidance": GUIDANCE_CONVENTION}, "scorer_fingerprints": fingerprints},
         "compute": {"train_seconds": train_seconds, "samples": samples},
         "expected_units": expected, "finished_units": finished_units,
+        "notes": left_out_notes(store, [*plan.evaluate, *plan.control]),
     }
 
 
@@ -198,6 +234,7 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
     """Write sweep.json and results/ for `plan` from the store; returns the sweep folder."""
     results = sweep_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
+    check_results(store, [*plan.evaluate, *plan.control])
     done_train, done_eval = finished(store, plan.train), finished(store, plan.evaluate)
     first = plan.study.evaluation[0].name
     metrics_table(store, done_eval, first).to_parquet(results / "metrics.parquet", index=False)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.aggregate import aggregate
+from harness.aggregate import aggregate, check_results
 from harness.checks import validate
 from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
 from harness.eta import TimeLeft
@@ -211,6 +211,7 @@ def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
     The sweep folder is replaced only by a complete result, or when it holds no better one; else the
     result goes to <sweep>.partial/, marked partial in its title line. Stale files never survive a rewrite.
     """
+    check_results(store, [*plan.evaluate, *plan.control])  # before counting: a unit whose results do not read is not finished
     units: list[PlannedUnit] = [planned for _, wave in plan.waves for planned in wave]
     finished, expected = sum(store.state(u.unit.key) == "done" for u in units), len(units)
     kept = _finished_units(sweep_dir)
@@ -245,8 +246,10 @@ def run(args: argparse.Namespace) -> Path:
                      poll_s=args.poll_s)  # type: ignore[operator]
     running.time_left = TimeLeft(store, units, args.max_parallel).postfix
     outcome = running.wait()
-    failed = {key: state for key, state in outcome.items() if state != "done"}
     html, partial = publish(plan, store, root / "sweeps" / chosen.name)
+    # publish marks failed a done unit whose results do not read back (harness.aggregate.check_results)
+    outcome = {key: store.state(key) if state == "done" else state for key, state in outcome.items()}
+    failed = {key: state for key, state in outcome.items() if state != "done"}
     print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
     print(html)
     rows = problems(plan, store, outcome)

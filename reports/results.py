@@ -15,7 +15,8 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
                   "conventions": {name: str}, "scorer_fingerprints": {scorer: fingerprint}},
      "compute": {"train_seconds": {arm: seconds over all its seeds}, "samples": int, ...any other totals},
      "expected_units": int, "finished_units": int,
-     "lower_is_better": [metric]   (optional; fid and kid are always lower-is-better)}
+     "lower_is_better": [metric],  (optional; fid and kid are always lower-is-better)
+     "notes": [str]}               (optional; units whose results were left out, each naming its file and fix)
 <sweep>/results/metrics.parquet  (required for any number; long format, one row per image and metric)
     arm str, seed int, step int, prompt_id int, tag str (prompt category, e.g. the GenEval task),
     sample int, metric str, value float.
@@ -110,6 +111,7 @@ class SweepSpec:
     expected_units: int
     finished_units: int
     lower_is_better: frozenset[str]
+    notes: tuple[str, ...] = ()  # units whose results were left out, each with its file and fix
 
     def arm(self, name: str) -> ArmSpec:
         for arm in self.arms:
@@ -196,6 +198,7 @@ def read_spec(path: Path) -> SweepSpec:
         arms=arms, manifest=_need(data, "manifest", dict, where), compute=_need(data, "compute", dict, where),
         expected_units=_need(data, "expected_units", int, where), finished_units=_need(data, "finished_units", int, where),
         lower_is_better=frozenset(data.get("lower_is_better", [])) | frozenset(ALWAYS_LOWER_IS_BETTER),
+        notes=tuple(str(note) for note in data.get("notes", [])),
     )
 
 
@@ -310,6 +313,7 @@ def load(sweep_dir: str | Path) -> SweepResults:
     missing: list[str] = []
     if spec.finished_units < spec.expected_units:
         missing.append(f"{spec.finished_units} of {spec.expected_units} units finished")
+    missing += spec.notes
     if (results / "metrics.parquet").is_file():
         metrics = read_table(results / "metrics.parquet", METRICS_COLUMNS, arms, missing)
         missing += coverage_notes(spec, metrics)

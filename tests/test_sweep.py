@@ -1,6 +1,7 @@
 """The main job end to end on the smallest sweep, with the local executor: plan, run, resume, report."""
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -88,3 +89,31 @@ def test_a_sweep_whose_new_units_fail_keeps_the_finished_report(finished_sweep, 
     assert partial["description"].startswith("PARTIAL: 5 of 9 units") and (finished_sweep / "sweeps" / "smoke.partial" / "report.html").is_file()
     main(["smoke", "--root", str(finished_sweep), "--set", "evaluation.samples_per_prompt=3", "--set", "tuning.trials=2", "--status"])
     assert len(re.findall(r"failed +evaluate +evaluate .*TypeError", capsys.readouterr().out)) == 4  # --status: the same table
+
+
+def test_a_damaged_result_is_left_out_with_a_note_and_recomputed_by_retry(finished_sweep, tmp_path, capsys):
+    root = shutil.copytree(finished_sweep, tmp_path / "runs")  # the store is relocatable; the module's sweep stays whole
+    store = Store(root / "store")
+    plan = plan_study(load_study("smoke", overrides=SMALL[1::2]), store)
+    truncated, nan = plan.evaluate[0], plan.evaluate[1]
+    images = store.work_dir(truncated.unit.key) / "images.jsonl"
+    images.write_text(images.read_text()[:-30])
+    summary_path = store.work_dir(nan.unit.key) / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["metrics"]["shapes_quality"]["value"] = float("nan")
+    summary_path.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit) as exit:
+        main(["smoke", "--root", str(root), *SMALL])
+    out, err = capsys.readouterr()
+    assert exit.value.code == 2 and "7 of 9 units done" in out and err.strip().splitlines()[-1].startswith("error: 2 units of study smoke failed")
+    assert store.state(truncated.unit.key) == store.state(nan.unit.key) == "failed"
+    partial = root / "sweeps" / "smoke.partial"  # the complete report is kept, the one without the two units is beside it
+    notes = json.loads((partial / "sweep.json").read_text())["notes"]
+    assert len(notes) == 2 and notes[0].startswith(f"{truncated.label} (unit {truncated.unit.key}): results left out: {images} is corrupt")
+    assert "summary.json is corrupt or truncated (NaN is not a finite number)" in notes[1] and all(n.endswith("rerun the sweep with --retry to recompute the unit") for n in notes)
+    shown = pd.read_parquet(partial / "results" / "metrics.parquet")[["arm", "seed", "step"]].drop_duplicates()
+    left_out = {(u.arm, u.seed, u.step) for u in (truncated, nan)}
+    assert set(shown.itertuples(index=False, name=None)) == {(u.arm, u.seed, u.step) for u in plan.evaluate} - left_out
+    main(["smoke", "--root", str(root), *SMALL, "--retry"])
+    assert store.state(truncated.unit.key) == store.state(nan.unit.key) == "done"
+    assert json.loads((root / "sweeps" / "smoke" / "sweep.json").read_text())["notes"] == []

@@ -32,6 +32,7 @@ from harness.evaluation.generate import WHOLE, GenerationOptions, Shard, checkpo
 from harness.evaluation.modes import TargetSweep, best_of_n_curves, sweep_table
 from harness.evaluation.roles import HELD_OUT, metric_roles
 from harness.evaluation.scoring import default_scorers, load_scorers, read_scores, score_images, scores_path
+from harness.evaluation.stored import non_finite
 from harness.evaluation.summary import diversity_metrics, geneval_metrics, image_rows, scorer_metrics
 from harness.geneval.evaluate import evaluate_folder
 from harness.geneval.metadata import download_geneval_files, read_class_names
@@ -46,6 +47,7 @@ from miro.files import remove_leftovers, write_text_atomic
 from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
 from miro.rewards.real.open_clip_arch import open_clip_arch
+from miro.rewards.real.sources import downloaded_from
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,9 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     # end to end (generate, score, judge, features, summary): meaningful when this call made the images
     throughput.update(seconds=seconds, images=len(table), images_per_s=made.generated / seconds if made.generated else None)
 
+    if found := non_finite(metrics):  # a NaN or inf never becomes a result: nothing is written
+        raise MiroError(f"evaluation metric {found[0]} is {found[1]}, not a finite number; no summary written to {out}: "
+                        "check the scorer or features that produced it on these images")
     identity = {**checkpoint_identity(generator), "path": checkpoint, "rewards_trained": list(trained),
                 "scheme": config.rewards.scheme}
     summary = {
@@ -247,7 +252,8 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
         "metrics": metrics,
         "throughput": throughput,
         "manifest": build_manifest({"evaluation": to_dict(options)}, seed=gen.seed, device=generator.device,
-                                   extra={"checkpoint": identity, "scorers": scores.attrs["scorers"]}),
+                                   extra={"checkpoint": identity, "scorers": scores.attrs["scorers"],
+                                          "weights_downloaded_from": downloaded_from(weights_digests(scores.attrs["scorers"]))}),
     }
     if options.best_of_n:
         columns = [n for n in roles if n in table.columns]
@@ -255,6 +261,11 @@ def evaluate(generator: Generator, out: str | Path, options: EvaluationOptions, 
     write_rows(out / "images.jsonl", table)
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def weights_digests(scorers: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The sha256 of every weight file or folder the scorers recorded in their details."""
+    return [digest for record in scorers.values() for key, digest in record.get("details", {}).items() if key.startswith("sha256:")]
 
 
 def write_rows(path: Path, table: pd.DataFrame) -> None:

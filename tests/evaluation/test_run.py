@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from harness.evaluation import run as run_module
 from harness.evaluation.__main__ import main
 from harness.evaluation.modes import TargetSweep
 from harness.evaluation.roles import HELD_OUT, TRAINED
 from harness.evaluation.run import evaluate, evaluate_sweep
 from harness.geneval.evaluate import read_results
+from miro.errors import MiroError
 
 from .helpers import quick_options
 from .test_prompts import PARTI
@@ -58,6 +61,16 @@ def test_running_again_resumes_without_redoing_anything(generator, evaluated):
     assert again["throughput"]["generated"] == again["throughput"]["scored"] == 0
     assert again["metrics"]["shapes_quality"] == first["metrics"]["shapes_quality"]
     assert again["metrics"]["geneval"]["value"] == first["metrics"]["geneval"]["value"]
+
+
+def test_a_non_finite_metric_fails_the_evaluation_and_writes_no_summary(generator, evaluated, tmp_path, monkeypatch):
+    out = shutil.copytree(evaluated[0], tmp_path / "evaluation")
+    before = (out / "summary.json").read_text()
+    real = run_module.scorer_metrics
+    monkeypatch.setattr(run_module, "scorer_metrics", lambda *a: {**real(*a), "shapes_quality": {"value": float("nan")}})
+    with pytest.raises(MiroError, match=r"^evaluation metric shapes_quality.value is nan, not a finite number; no summary written"):
+        evaluate(generator, out, quick_options(best_of_n="shapes_quality"), progress=False)
+    assert (out / "summary.json").read_text() == before
 
 
 def test_a_target_sweep_evaluates_each_value_in_its_own_folder(generator, tmp_path):

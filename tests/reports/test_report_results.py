@@ -46,6 +46,14 @@ def test_a_sweep_without_results_still_loads(tmp_path: Path) -> None:
     assert any("diversity" in note for note in results.absent)
 
 
+def test_units_left_out_by_the_sweep_are_named_in_the_notes(sweep_dir: Path, tmp_path: Path) -> None:
+    root = copy(sweep_dir, tmp_path)
+    spec = json.loads((root / "sweep.json").read_text())
+    note = "evaluate shapes a seed 0 step 20 (unit evaluate-1): results left out: images.jsonl is missing; rerun the sweep with --retry"
+    (root / "sweep.json").write_text(json.dumps({**spec, "notes": [note]}))
+    assert note in load(root).missing
+
+
 def test_nan_values_are_dropped_and_counted(sweep_dir: Path, tmp_path: Path) -> None:
     root = copy(sweep_dir, tmp_path)
     path = root / "results" / "metrics.parquet"
