@@ -203,7 +203,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
         diff = config_diff(base.config, arm.config) if base else {}
         arms.append({"name": arm.name, "baseline": arm.baseline, "ablates": list(arm.ablates),
                      "diff": {k: list(v) for k, v in diff.items()}, "training_rewards": list(arm.config.rewards.conditioned),
-                     "eval_steps": list(sweep.steps_of(arm)),
+                     "eval_steps": list(sweep.steps_of(arm)), "seeds": list(sweep.seeds_of(arm)),
                      "config": to_dict(arm.config)})
     train_seconds: dict[str, float] = {}
     samples = 0

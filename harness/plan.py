@@ -160,7 +160,7 @@ def plan_study(study: Study, store: Store, threads: int = 1) -> Plan:
     """Register every unit of a (validated) study in `store` and return them by stage."""
     planner = Planner(study, store, threads)
     for arm in study.arms:
-        for seed in study.seeds:
+        for seed in study.seeds_of(arm):
             trained = planner.trained(arm, seed)
             sample = to_dict(resolved_sample(seeded(arm.config, arm.name, seed)))
             for step in study.steps_of(arm):

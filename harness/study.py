@@ -23,7 +23,9 @@ IDENTITY_FIELDS = ("name",)
 class Arm:
     """One arm. `evaluate_only` names an existing run folder (e.g. an imported released checkpoint): the arm is
     then evaluated at its checkpoints and never trained. `eval_steps`: some of the study's evaluated steps, its
-    last included (empty: all of them), for an arm no training curve needs (a specialist is judged at the end)."""
+    last included (empty: all of them), for an arm no training curve needs (a specialist is judged at the end);
+    `seeds`: some of the study's seeds, its first included (empty: all of them), for an arm whose comparisons
+    need fewer (comparisons pair the seeds both arms have)."""
 
     name: str
     config: RunConfig
@@ -31,6 +33,7 @@ class Arm:
     baseline: str | None = None  # the arm it is compared against; None for a study's reference arm
     evaluate_only: str = ""
     eval_steps: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,10 @@ class Study:
         """The steps at which `arm` is evaluated."""
         return arm.eval_steps or self.eval_steps
 
+    def seeds_of(self, arm: Arm) -> tuple[int, ...]:
+        """The seeds `arm` is trained with."""
+        return arm.seeds or self.seeds
+
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
             if arm.name == name:
@@ -197,6 +204,9 @@ def arm_problems(study: Study) -> list[str]:
         if arm.eval_steps and (not set(arm.eval_steps) <= set(study.eval_steps) or max(study.eval_steps, default=0) not in arm.eval_steps):
             problems.append(f"arm {arm.name}'s eval_steps {list(arm.eval_steps)} must be some of the study's {list(study.eval_steps)}, "
                             "its last included; pick them from the study's")
+        if arm.seeds and (not set(arm.seeds) <= set(study.seeds) or study.seeds[:1] != arm.seeds[:1]):
+            problems.append(f"arm {arm.name}'s seeds {list(arm.seeds)} must be some of the study's {list(study.seeds)}, "
+                            "its first included; pick them from the study's")
     if not study.seeds or not study.eval_steps:
         problems.append(f"study {study.name} needs at least one seed and one evaluated step (seeds = {study.seeds}, eval_steps = {study.eval_steps})")
     return problems

@@ -10,7 +10,7 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
                "diff": {dotted.config.path: [baseline_value, arm_value]},
                "training_rewards": [scorer names the arm was conditioned on; [] for the no-reward baseline],
                "config": {resolved RunConfig, miro.config.to_dict},
-               "eval_steps": [int] (optional: the steps this arm is evaluated at, when not all of the sweep's)}],
+               "eval_steps": [int], "seeds": [int] (optional: this arm's, when not all of the sweep's)}],
      "manifest": {"git": {"sha", "dirty"}, "packages": {name: version}, "device": str,
                   "conventions": {name: str}, "scorer_fingerprints": {scorer: fingerprint}},
      "compute": {"train_seconds": {arm: seconds over all its seeds}, "samples": int, ...any other totals},
@@ -95,6 +95,7 @@ class ArmSpec:
     training_rewards: tuple[str, ...]
     config: dict[str, Any]
     eval_steps: tuple[int, ...] = ()  # empty: the sweep's
+    seeds: tuple[int, ...] = ()  # empty: the sweep's
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def _arm(data: Any, where: str) -> ArmSpec:
     return ArmSpec(name=_need(data, "name", str, where), baseline=baseline,
                    ablates=tuple(_need(data, "ablates", list, where)), diff={k: (v[0], v[1]) for k, v in diff.items()},
                    training_rewards=tuple(_need(data, "training_rewards", list, where)),
-                   config=_need(data, "config", dict, where), eval_steps=tuple(data.get("eval_steps", ())))
+                   config=_need(data, "config", dict, where), eval_steps=tuple(data.get("eval_steps", ())),
+                   seeds=tuple(data.get("seeds", ())))
 
 
 def read_spec(path: Path) -> SweepSpec:
@@ -288,9 +290,9 @@ def coverage_notes(spec: SweepSpec, metrics: pd.DataFrame) -> list[str]:
     notes = []
     done = set(metrics[["arm", "seed", "step"]].drop_duplicates().itertuples(index=False, name=None))
     for arm in spec.arms:
-        steps = arm.eval_steps or spec.eval_steps
-        lacking = [(s, t) for s in spec.seeds for t in steps if (arm.name, s, t) not in done]
-        if len(lacking) == len(spec.seeds) * len(steps):
+        steps, seeds = arm.eval_steps or spec.eval_steps, arm.seeds or spec.seeds
+        lacking = [(s, t) for s in seeds for t in steps if (arm.name, s, t) not in done]
+        if len(lacking) == len(seeds) * len(steps):
             notes.append(f"arm {arm.name}: no results yet")
         elif lacking:
             notes.append(f"arm {arm.name}: no results for " + ", ".join(f"seed {s} step {t}" for s, t in lacking))

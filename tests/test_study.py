@@ -209,3 +209,26 @@ def test_the_released_study_evaluates_every_imported_run_against_the_main_releas
         (name, str(tmp_path / "released" / name / "checkpoints" / "step-0000000")) for name in ("aesthetic-only", "miro")]
     with pytest.raises(MiroError, match="holds no imported run folder miro/"):
         load_study("released", {"data": str(tmp_path)})
+
+
+def test_the_default_study_trains_specialists_once_and_evaluates_them_at_the_end(tmp_path):
+    study = load_study("default")
+    plan = plan_study(study, Store(tmp_path / "store"))
+    assert sorted((u.arm, u.seed) for u in plan.train) == sorted(
+        [("baseline", 0), ("baseline", 1), ("miro", 0), ("miro", 1), ("only-alignment", 0), ("only-quality", 0), ("only-size", 0)])
+    last = max(study.eval_steps)
+    assert {(u.seed, u.step) for u in plan.evaluate if u.arm.startswith("only-")} == {(0, last)}
+    assert {u.step for u in plan.evaluate if u.arm == "miro"} == set(study.eval_steps)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("eval_steps", (10,), "eval_steps \\[10\\] must be some of the study's \\[10, 20\\], its last included"),
+    ("seeds", (1,), "seeds \\[1\\] must be some of the study's \\[0, 1\\], its first included"),
+])
+def test_an_arm_s_own_steps_or_seeds_outside_the_study_s_are_refused(field, value, message):
+    from dataclasses import replace
+
+    study = load_study("smoke")
+    arms = (study.arms[0], replace(study.arms[1], **{field: value}))
+    with pytest.raises(MiroError, match=message):
+        validate(replace(study, arms=arms, seeds=(0, 1)))

@@ -23,7 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PARTIAL_ARM = "only-size"  # the arm the shared test sweep stops before its last step
-FIRST_STEP, *_, PREVIOUS_STEP, LAST_STEP = default().eval_steps  # the steps the synthetic sweep evaluates
+STEPS = (100, 250, 500)  # every arm at every step; the planted curves are shaped for these
+FIRST_STEP, *_, PREVIOUS_STEP, LAST_STEP = STEPS
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 HELD_OUT_SCORER = "shapes_cleanliness"
 
@@ -102,7 +103,7 @@ def write_synthetic_sweep(root: Path, *, prompts: int = 36, samples: int = 2, se
     """Write the default sweep's arms with planted effects under `root`; `drop_arms` lose their last step."""
     rng = np.random.default_rng(seed)
     sweep = default()
-    steps = list(sweep.eval_steps)
+    steps = list(STEPS)
     arms = [(a.name, a.config.rewards.conditioned) for a in sweep.arms]
     spec = {
         "name": sweep.name, "description": sweep.description, "seeds": list(seeds), "eval_steps": steps,
