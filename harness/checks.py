@@ -110,7 +110,8 @@ def study_problems(study: Study) -> list[str]:
         _prompts("tuning.prompts", study.tuning.prompts, problems)
         _scorers("tuning.scorers", study.tuning.scorers or (), problems)
         try:
-            TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts)
+            TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts,
+                        steps=study.tuning.steps)
         except MiroError as err:
             problems.append(str(err))
     if study.tuning is not None and study.tuning.samples_per_prompt < 1:

@@ -90,13 +90,14 @@ class Suite:
 
 @dataclass(frozen=True)
 class Tuning:
-    """An Optuna study of the tuned arm's guidance scale, reward targets and sampler steps, on validation prompts.
-    `objectives` are metric names of an evaluation summary, scored by `scorers` (None: the data plugin's default
-    scorers, the shapes world's analytic rewards)."""
+    """An Optuna study of the tuned arm's guidance scale, reward targets and sampler steps (chosen among `steps`),
+    on validation prompts. `objectives` are metric names of an evaluation summary, scored by `scorers` (None: the
+    data plugin's default scorers, the shapes world's analytic rewards)."""
 
     prompts: str
     objectives: tuple[str, ...]
     trials: int = 12
+    steps: tuple[int, ...] = (10, 25)
     samples_per_prompt: int = 2
     seed: int = 0
     scorers: tuple[str, ...] | None = None

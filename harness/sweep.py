@@ -106,7 +106,8 @@ def measured_step_rate(plan: Plan, store: Store) -> float | None:
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     study = plan.study
-    print(f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds, evaluated at steps {list(study.eval_steps)} "
+    runs = sum(len(study.seeds_of(arm)) for arm in study.arms)
+    print(f"study {study.name}: {len(study.arms)} arms, {runs} (arm, seed) runs, evaluated at steps {list(study.eval_steps)} "
           f"on {', '.join(s.name for s in study.evaluation)}")
     hours = stage_gpu_hours(plan, read_throughputs(args.throughputs)) if args.dry_run else {}
     for wave, units in plan.waves:

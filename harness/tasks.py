@@ -142,7 +142,7 @@ def tune_checkpoint(work_dir: Path, checkpoint: str, tuning: dict[str, Any], thr
 
     torch.set_num_threads(threads)
     options = TuneOptions(objectives=tuple(tuning["objectives"]), trials=tuning["trials"], prompts=tuning["prompts"],
-                          samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"],
+                          steps=tuple(tuning["steps"]), samples_per_prompt=tuning["samples_per_prompt"], seed=tuning["seed"],
                           scorers=None if tuning["scorers"] is None else tuple(tuning["scorers"]),
                           scorer_options=tuning["scorer_options"])
     result = tune(checkpoint, Path(work_dir), options, progress=False)

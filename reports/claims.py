@@ -101,7 +101,11 @@ def rewards_claim(comparisons: pd.DataFrame, spec: SweepSpec, who: Roles) -> Cla
 
 
 def speedup_text(row: pd.Series) -> str:
-    """'2.5× [1.8, 3.1]'; censored: '≥ 5.0× (lower 95% bound 3.0; reached at the first checkpoint)'; or 'not reached'."""
+    """'2.5× [1.8, 3.1]'; censored: '≥ 5.0× (lower 95% bound 3.0; reached at the first checkpoint)'; 'not reached';
+    or not measurable when the baseline itself starts at its final value."""
+    if row["baseline_flat"]:
+        return ("not measurable: the baseline was already at its final value at the first checkpoint, so reaching "
+                "it measures no convergence")
     if pd.isna(row["speedup"]):
         return f"not reached (in {formatting.number(100 * row['reached_fraction'])}% of resamples)"
     if row["at_first_step"]:
@@ -117,13 +121,21 @@ def convergence_claim(speedups: pd.DataFrame, who: Roles) -> Claim:
     if rows.empty:
         return Claim("convergence", statement, NOT_TESTABLE, "no speed-up of MIRO over the baseline (needs both arms at "
                      "two or more common steps)")
-    fast = [bool(not pd.isna(r["low"]) and r["low"] > 1) for _, r in rows.iterrows()]
-    censored = int(rows["at_first_step"].astype(bool).sum())
-    reason = f"the lower 95% bound is above 1 for {sum(fast)} of {len(rows)} rewards (target: the baseline's value at step {rows['target_step'].iloc[0]})"
+    evidence = tuple(f"{r['metric']}: {speedup_text(r)}" for _, r in rows.iterrows())
+    flat = rows[rows["baseline_flat"].astype(bool)]
+    measured = rows[~rows["baseline_flat"].astype(bool)]
+    if measured.empty:
+        return Claim("convergence", statement, NOT_TESTABLE, "on every reward the baseline was already at its final value "
+                     "at the first checkpoint; evaluate a checkpoint where it is still below", evidence)
+    fast = [bool(not pd.isna(r["low"]) and r["low"] > 1) for _, r in measured.iterrows()]
+    censored = int(measured["at_first_step"].astype(bool).sum())
+    reason = (f"the lower 95% bound is above 1 for {sum(fast)} of {len(measured)} measurable rewards (target: the baseline's "
+              f"value at step {rows['target_step'].iloc[0]})")
+    if len(flat):
+        reason += f"; not measurable on {', '.join(flat['metric'])} (the baseline started at its final value)"
     if censored:
         reason += (f"; {censored} speed-up(s) are censored (MIRO was already there at the first checkpoint), so they are "
                    "lower bounds: evaluate an earlier step to measure them")
-    evidence = tuple(f"{r['metric']}: {speedup_text(r)}" for _, r in rows.iterrows())
     return Claim("convergence", statement, SUPPORTED if all(fast) else NOT_SUPPORTED, reason, evidence)
 
 

@@ -1,8 +1,10 @@
 """Training curves and the paper's convergence speed-up of each arm over the no-reward baseline.
 
 speed-up = (baseline's last evaluated step) / (first step at which the arm reaches the baseline's final
-value), with a prompt-bootstrap interval (harness.stats.speedup). Curves and speed-ups use the steps both
-arms evaluated and the prompts every one of those checkpoints has, seeds averaged per prompt (seed s of
+value), with a prompt-bootstrap interval (harness.stats.speedup). `baseline_flat` marks a metric on which
+the baseline was already at its final value at its first checkpoint (say, blank early images scoring as well
+as its last ones): steps-to-reach measures no convergence there, whatever the arm does. Curves and speed-ups
+use the steps both arms evaluated and the prompts every one of those checkpoints has, seeds averaged per prompt (seed s of
 both arms), so a partial sweep gives a curve over what exists rather than a wrong one.
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ from reports.results import SweepSpec
 
 SPEEDUP_RESAMPLES = 1000
 CURVE_COLUMNS = ["arm", "metric", "step", "n_seeds", "n_prompts", "value"]
-SPEEDUP_COLUMNS = ["arm", "against", "metric", "target_step", "speedup", "low", "high", "reached_fraction", "at_first_step"]
+SPEEDUP_COLUMNS = ["arm", "against", "metric", "target_step", "speedup", "low", "high", "reached_fraction", "at_first_step",
+                   "baseline_flat"]
 
 
 def curve_keys(keys: list[MetricKey]) -> list[MetricKey]:
@@ -72,8 +75,10 @@ def speedups(means: PromptMeans, spec: SweepSpec, keys: list[MetricKey]) -> pd.D
             steps, arm_curve, base_curve = found
             result = bootstrap_speedup(steps, base_curve, steps, arm_curve, higher_is_better=direction > 0,
                                        n_resamples=SPEEDUP_RESAMPLES)
-            reached = reach_step(steps, list(arm_curve.mean(axis=1)), float(base_curve.mean(axis=1)[-1]), direction > 0)
+            base_mean = list(base_curve.mean(axis=1))
+            reached = reach_step(steps, list(arm_curve.mean(axis=1)), base_mean[-1], direction > 0)
             rows.append({"arm": arm.name, "against": reference, "metric": key.label, "target_step": steps[-1],
                          "speedup": result.estimate, "low": result.low, "high": result.high,
-                         "reached_fraction": result.reached_fraction, "at_first_step": reached == steps[0]})
+                         "reached_fraction": result.reached_fraction, "at_first_step": reached == steps[0],
+                         "baseline_flat": reach_step(steps, base_mean, base_mean[-1], direction > 0) == steps[0]})
     return pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)

@@ -23,12 +23,16 @@ def interval(low: float | None, high: float | None) -> str:
     return f"[{number(low)}, {number(high)}]"
 
 
-def speedup(value: float | None, low: float | None, high: float | None, at_first_step: bool) -> str:
+def speedup(value: float | None, low: float | None, high: float | None, at_first_step: bool,
+            baseline_flat: bool = False) -> str:
     """'3.0× [2.1, 3.0]', '≥' when already reached at the first checkpoint, 'not reached' for None (also for
-    an interval bound whose share of bootstrap resamples never reached the target)."""
+    an interval bound whose share of bootstrap resamples never reached the target), 'not measurable' when the
+    baseline itself started at its final value."""
     def bound(b: float | None) -> str:
         return "not reached" if b is None or math.isnan(b) else number(b)
 
+    if baseline_flat:
+        return "not measurable (baseline flat)"
     if value is None or math.isnan(value):
         return "not reached"
     return f"{'≥' if at_first_step else ''}{value:.1f}× [{bound(low)}, {bound(high)}]"

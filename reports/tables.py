@@ -192,6 +192,6 @@ def speedup_matrix(speedups: pd.DataFrame) -> pd.DataFrame:
     """arm x metric speed-up text (the long table, with reached fractions, is exported beside it)."""
     if speedups.empty:
         return pd.DataFrame(columns=["arm"])
-    text = speedups.assign(text=[formatting.speedup(r.speedup, r.low, r.high, r.at_first_step) for r in speedups.itertuples()])
+    text = speedups.assign(text=[formatting.speedup(r.speedup, r.low, r.high, r.at_first_step, r.baseline_flat) for r in speedups.itertuples()])
     matrix = text.pivot(index="arm", columns="metric", values="text")
     return matrix.reindex(index=list(dict.fromkeys(speedups["arm"])), columns=list(dict.fromkeys(speedups["metric"]))).reset_index()

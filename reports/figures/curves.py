@@ -38,7 +38,7 @@ def training_curves(curves: pd.DataFrame, speedups: pd.DataFrame, spec: SweepSpe
             ax.axhline(reference["value"].iloc[-1], color="#000000", linestyle=":", linewidth=1)
         found = speedups[(speedups["metric"] == metric) & speedups["speedup"].notna()].sort_values("speedup", ascending=False)
         notes = [f"speed-up vs {spec.reference}"] + [
-            f"{r['arm']} {formatting.speedup(r['speedup'], r['low'], r['high'], r['at_first_step'])}"
+            f"{r['arm']} {formatting.speedup(r['speedup'], r['low'], r['high'], r['at_first_step'], r['baseline_flat'])}"
             + (f" (to step {r['target_step']})" if r["target_step"] < curves["step"].max() else "")
             for _, r in found.head(ANNOTATED).iterrows()]
         if metric in published:

@@ -104,3 +104,17 @@ def test_the_report_opens_with_the_claims_and_exports_them(built: Built) -> None
     exported = pd.read_csv(built.tables / "claims.csv")
     assert list(exported["key"]) == ["rewards", "convergence", "controllability", "specialists", "geneval_tasks"]
     assert {"slope", "low", "high"} <= set(pd.read_csv(built.tables / "control_slopes.csv").columns)
+
+
+
+def test_a_speed_up_on_a_metric_the_baseline_starts_at_is_not_measurable(results: SweepResults) -> None:
+    from reports.claims import convergence_claim
+
+    rows = pd.DataFrame([{"arm": "miro", "against": "baseline", "metric": m, "target_step": 400, "speedup": 4.0, "low": 4.0,
+                          "high": 4.0, "reached_fraction": 1.0, "at_first_step": True, "baseline_flat": flat}
+                         for m, flat in (("shapes_quality", True), ("shapes_alignment", False))])
+    who = roles(results.spec)
+    claim = convergence_claim(rows, who)
+    assert claim.status == SUPPORTED and "not measurable on shapes_quality" in claim.reason
+    assert any("not measurable" in line for line in claim.evidence)
+    assert convergence_claim(rows.assign(baseline_flat=True), who).status == NOT_TESTABLE
