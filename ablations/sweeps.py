@@ -29,6 +29,16 @@ def default() -> Study:
     training curve needs them. Batch 32 at lr 2e-3 for 400 steps, chosen on the validation prompts: the
     baseline drew as well as with batch 64 at lr 1e-3 for 500 steps (GenEval 0.09 vs 0.06, shape-agnostic
     0.41 vs 0.36, quality 0.36 vs 0.35) at 40% of the compute.
+
+    Rewards and targets, chosen on training data and validation prompts (never the test split):
+    - rewards: the world's three, each seeing its own fault of the data (Pearson r on the training set:
+      alignment vs a wrong caption -0.58; quality vs blur -0.49, lowered contrast -0.54, noise -0.55; size vs
+      objects drawn +0.66); cleanliness (noise -0.52, clutter -0.33, cut objects -0.31) stays held out as
+      evidence no arm was trained on.
+    - targets all 1 against all 0 (the paper's protocol): the best validation trial of the tuning stage
+      (12 trials) asked quality 0.93 and size 0.95, and the alignment target moved nothing (slope about 0).
+      That trial also preferred guidance 7.6 to 4 (validation GenEval 0.18 vs 0.15, quality 0.63 vs 0.51);
+      guidance stays 4 for every arm, because a scale tuned on MIRO alone would favour it over the baseline.
     """
     base = shapes()
     miro = replace(base, name="miro", data=replace(base.data, num_samples=400 * 32),  # one epoch: every sample seen once
