@@ -23,6 +23,7 @@ nothing from it: it learns how each unit ended from the store's JSON records and
 """
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import stat
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import submitit
 from submitit.local.debug import DebugJob
@@ -109,13 +110,37 @@ def render_sbatch(resources: SlurmResources, folder: Path | str, *, name: str = 
                                **_slurm_parameters(resources, name))
 
 
+Job = TypeVar("Job")  # what goes out as one array task: a unit, or a planned unit in a dry run
+SLURM_DEFAULT_MAX_ARRAY_SIZE = 1001  # slurm.conf's default MaxArraySize: array indices 0..1000
+
+
+def cluster_max_array_size() -> int:
+    """The cluster's MaxArraySize (sbatch refuses an array index at or above it), from `scontrol show config`;
+    SLURM's default where that cannot be read (a dry run on a laptop)."""
+    try:
+        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return SLURM_DEFAULT_MAX_ARRAY_SIZE
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
+    return int(found.group(1)) if found else SLURM_DEFAULT_MAX_ARRAY_SIZE
+
+
+def array_chunks(units: Sequence[Job], size: int | None) -> list[Sequence[Job]]:
+    """Units in consecutive job arrays of at most `size` tasks (None: one array)."""
+    size = size or max(len(units), 1)
+    return [units[first:first + size] for first in range(0, len(units), size)]
+
+
 @dataclass(frozen=True)
 class Executor:
-    """A submitit executor, what kind it is, and the resources a unit gets unless it overrides them."""
+    """A submitit executor, what kind it is, and the resources a unit gets unless it overrides them.
+    `max_array_size`: the most tasks one job array may have (the SLURM cluster's MaxArraySize; None: no limit),
+    so that the paper's 5,120 generation shards go out as several arrays instead of being refused."""
 
     kind: str
     inner: submitit.Executor
     resources: SlurmResources
+    max_array_size: int | None = None
 
     def parameters(self, resources: SlurmResources, name: str) -> dict[str, Any]:
         return job_parameters(self.kind, resources, name)
@@ -167,7 +192,7 @@ def make_executor(kind: str, folder: Path | str, resources: SlurmResources | Non
         inner = submitit.LocalExecutor(folder, max_num_timeout=max_timeouts)
     else:
         inner = submitit.SlurmExecutor(folder, max_num_timeout=max_timeouts)
-    executor = Executor(kind, inner, resources)
+    executor = Executor(kind, inner, resources, cluster_max_array_size() if kind == "slurm" else None)
     inner.update_parameters(**executor.parameters(resources, "miro"))
     return executor
 
@@ -287,7 +312,8 @@ class UnitRun:
         return ready
 
     def _submit(self, units: list[Unit]) -> None:
-        """One job array per group of units asking for the same resources."""
+        """One job array per group of units asking for the same resources (several where the group is larger
+        than the cluster's largest array)."""
         groups: dict[SlurmResources, list[Unit]] = {}
         for unit in units:
             groups.setdefault(self.executor.resources.override(unit.resources), []).append(unit)
@@ -297,9 +323,11 @@ class UnitRun:
             inner.update_parameters(**self.executor.parameters(resources, kinds[0] if len(kinds) == 1 else "miro"))
             for unit in group:  # before submitting: a fast job must not find its "running" overwritten
                 self.store.set_state(unit.key, "pending", executor=self.executor.kind)
-            with inner.batch():
-                jobs = [inner.submit(UnitJob(self.store, unit, self.functions[unit.kind])) for unit in group]
-            for unit, job in zip(group, jobs):
+            jobs = []
+            for chunk in array_chunks(group, self.executor.max_array_size):
+                with inner.batch():
+                    jobs += [inner.submit(UnitJob(self.store, unit, self.functions[unit.kind])) for unit in chunk]
+            for unit, job in zip(group, jobs, strict=True):
                 self.jobs[unit.key] = job
                 self.store.log_event(unit.key, "submitted", job_id=job.job_id, executor=self.executor.kind)
 

@@ -29,7 +29,17 @@ from harness.aggregate import aggregate, check_results
 from harness.checks import validate
 from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
 from harness.eta import TimeLeft
-from harness.executors import SlurmResources, check_units, job_parameters, make_executor, render_sbatch, retry, submit_units
+from harness.executors import (
+    SlurmResources,
+    array_chunks,
+    check_units,
+    cluster_max_array_size,
+    job_parameters,
+    make_executor,
+    render_sbatch,
+    retry,
+    submit_units,
+)
 from harness.plan import Plan, plan_study
 from harness.store import Store
 from harness.study_file import builtin_names, load_study
@@ -132,11 +142,14 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
         for _, stage in plan.waves:
             for member in stage:
                 jobs.setdefault((member.unit.kind, json.dumps(dict(member.unit.resources), sort_keys=True)), []).append(member)
+        largest = cluster_max_array_size()
         for (kind, asked), members in jobs.items():
-            array = len(members) if len(members) > 1 else None
+            arrays = array_chunks(members, largest) if len(members) > 1 else []
+            array = len(arrays[0]) if arrays else None
             groups = sorted({u.group for u in members if u.group})
-            print(f"sbatch script of the {kind}{' ' + ', '.join(groups) if groups else ''} jobs ({len(members)} unit(s)"
-                  f"{', one array' if array else ''}):")
+            shape = (", one array" if len(arrays) == 1 else f", {len(arrays)} arrays of at most {largest} (MaxArraySize); the first"
+                     if arrays else "")
+            print(f"sbatch script of the {kind}{' ' + ', '.join(groups) if groups else ''} jobs ({len(members)} unit(s){shape}):")
             print(render_sbatch(defaults.override(json.loads(asked)), Path(args.root) / "jobs", name=kind, array_size=array))
 
 

@@ -232,3 +232,10 @@ def test_an_arm_s_own_steps_or_seeds_outside_the_study_s_are_refused(field, valu
     arms = (study.arms[0], replace(study.arms[1], **{field: value}))
     with pytest.raises(MiroError, match=message):
         validate(replace(study, arms=arms, seeds=(0, 1)))
+
+
+def test_dry_run_splits_an_array_larger_than_the_cluster_allows(tmp_path, capsys):
+    main(["smoke", "--root", str(tmp_path), "--dry-run", "--executor", "slurm", "--set", "evaluation.shapes.shards=600"])
+    out = capsys.readouterr().out
+    assert "generate  2400 units" in out and "(2400 unit(s), 3 arrays of at most 1001 (MaxArraySize); the first)" in out
+    assert "#SBATCH --array=0-1000" in out

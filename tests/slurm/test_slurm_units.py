@@ -119,3 +119,15 @@ def test_a_unit_killed_by_its_time_limit_requeues_and_finishes_from_its_checkpoi
     assert outputs["visited"] == list(range(TIME_LIMIT_STEPS))  # nothing lost, nothing counted twice
     assert outputs["starts"] >= 2 and outputs["slurm_restarts"] >= 1
     assert "requeued" in [e["event"] for e in events(store, key)]
+
+
+def test_more_units_than_the_cluster_s_largest_array_go_out_as_several_arrays(store: Store, slurm: Executor) -> None:
+    from dataclasses import replace
+
+    assert slurm.max_array_size == 1001  # read from the cluster (the test cluster keeps SLURM's default)
+    adds = [unit(store, "add", a=i, b=200) for i in range(5)]
+    run = submit_units(replace(slurm, max_array_size=2), store, adds, FUNCTIONS, poll_s=1, progress=False)
+    arrays = [run.jobs[u.key].job_id.split("_")[0] for u in adds]
+    assert len(set(arrays)) == 3 and arrays[0] == arrays[1] != arrays[2] == arrays[3] != arrays[4]
+    assert run.wait() == {u.key: "done" for u in adds}
+    assert [store.outputs(u.key)["sum"] for u in adds] == [200, 201, 202, 203, 204]
