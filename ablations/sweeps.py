@@ -36,7 +36,8 @@ def default() -> Study:
       objects drawn +0.66); cleanliness (noise -0.52, clutter -0.33, cut objects -0.31) stays held out as
       evidence no arm was trained on.
     - targets all 1 against all 0 (the paper's protocol): the best validation trial of the tuning stage
-      (12 trials) asked quality 0.93 and size 0.95, and the alignment target moved nothing (slope about 0).
+      (12 trials) asked quality 0.93 and size 0.95, close to 1; it asked alignment 0.02, but one trial of 12
+      is not evidence enough to move a target, so all stay 1.
       That trial also preferred guidance 7.6 to 4 (validation GenEval 0.18 vs 0.15, quality 0.63 vs 0.51);
       guidance stays 4 for every arm, because a scale tuned on MIRO alone would favour it over the baseline.
     """
