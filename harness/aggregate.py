@@ -3,8 +3,9 @@
 Reads only what the units stored (never recomputes anything), so it runs in seconds and a partially
 finished sweep gives partial results: `finished_units` and `expected_units` tell the report what is missing.
 A done unit whose result files cannot be read (missing, truncated, garbage, a NaN metric) is marked failed
-with the reason (`check_results`), so its numbers are left out, sweep.json's `notes` name it and the fix, and
-`--retry` recomputes it; every other unit's results still appear.
+with the reason by `check_results`, which the sweep runs before counting finished units and aggregating, so its
+numbers are left out, sweep.json's `notes` name it and the fix, and `--retry` recomputes it; every other unit's
+results still appear.
 """
 from __future__ import annotations
 
@@ -234,7 +235,6 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
     """Write sweep.json and results/ for `plan` from the store; returns the sweep folder."""
     results = sweep_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
-    check_results(store, [*plan.evaluate, *plan.control])
     done_train, done_eval = finished(store, plan.train), finished(store, plan.evaluate)
     first = plan.study.evaluation[0].name
     metrics_table(store, done_eval, first).to_parquet(results / "metrics.parquet", index=False)
