@@ -20,8 +20,9 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
 <sweep>/results/metrics.parquet  (required for any number; long format, one row per image and metric)
     arm str, seed int, step int, prompt_id int, tag str (prompt category, e.g. the GenEval task),
     sample int, metric str, value float.
-    Metrics: "geneval" and "geneval_shape_agnostic" (0/1 per image: judged per image, McNemar-tested,
-    overall = unweighted mean of the per-tag means as GenEval defines it), every reward scorer by its
+    Metrics: "geneval", "geneval_shape_agnostic" and "geneval_shape_read" (0/1 per image: judged per image,
+    McNemar-tested, overall = unweighted mean of the per-tag means as GenEval defines it; shape_read only on
+    prompts naming one class, where something was drawn), every reward scorer by its
     registry name (shapes_quality, hpsv2, ...), and "objects_per_single_object_prompt" (no better
     direction: reported and tested, never marked best). All higher-is-better unless listed above.
 <sweep>/results/diversity.parquet  (optional; set-level measures with their own interval)
@@ -51,14 +52,14 @@ import pandas as pd
 from miro.errors import MiroError, unknown_name_error
 
 RERUN = "run the same sweep command again to rewrite it (finished units are kept)"
-BINARY_METRICS = ("geneval", "geneval_shape_agnostic")
+BINARY_METRICS = ("geneval", "geneval_shape_agnostic", "geneval_shape_read")
 UNDIRECTED_METRICS = ("objects_per_single_object_prompt",)
 ALWAYS_LOWER_IS_BETTER = ("fid", "kid")
 # Where a metric's values can lie; an interval is clipped to it (a two-seed t-interval otherwise runs
 # below zero for FID). KID is absent on purpose: its unbiased estimate is negative when the two sets are
 # closer than sampling noise, so its interval may be too, and the report says so.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "geneval": (0.0, 1.0), "geneval_shape_agnostic": (0.0, 1.0), "shapes_alignment": (0.0, 1.0),
+    "geneval": (0.0, 1.0), "geneval_shape_agnostic": (0.0, 1.0), "geneval_shape_read": (0.0, 1.0), "shapes_alignment": (0.0, 1.0),
     "shapes_quality": (0.0, 1.0), "shapes_size": (0.0, 1.0), "objects_per_single_object_prompt": (0.0, float("inf")),
     "fid": (0.0, float("inf")), "pairwise_distance": (0.0, float("inf")), "vendi": (1.0, float("inf")),
 }

@@ -43,8 +43,9 @@ def image_rows(folder: str | Path, prompts: Sequence[Prompt], samples_per_prompt
     if geneval is not None:
         verdicts = pd.DataFrame([{**dict(zip(keys, image_key(r["filename"]))), "geneval_correct": float(bool(r["correct"])),
                                   "geneval_shape_agnostic": float(r["correct_shape_agnostic"]) if "correct_shape_agnostic" in r else np.nan,
+                                  "geneval_shape_read": np.nan if r.get("shape_read") is None else float(r["shape_read"]),
                                   "geneval_objects": sum(len(v) for v in json.loads(r["details"]).values())}
-                                 for r in geneval], columns=[*keys, "geneval_correct", "geneval_shape_agnostic", "geneval_objects"])
+                                 for r in geneval], columns=[*keys, "geneval_correct", "geneval_shape_agnostic", "geneval_shape_read", "geneval_objects"])
         table = table.merge(verdicts, on=keys, how="left")
     return table
 
@@ -84,8 +85,9 @@ def scorer_metrics(table: pd.DataFrame, records: Mapping[str, Mapping[str, Any]]
 
 def geneval_metrics(table: pd.DataFrame, rows: Sequence[Mapping[str, Any]], role: str) -> dict[str, Any]:
     """GenEval's own summary (tasks, overall, % images, % prompts), an interval on overall (tags weighed
-    equally, prompts resampled within tags), the shape-agnostic accuracy (harness.geneval.shape_agnostic) and the mean number of objects found on single-object prompts,
-    which shows when a reward buys quality with extra or bigger objects."""
+    equally, prompts resampled within tags), the shape-agnostic accuracy (harness.geneval.shape_agnostic), the rate
+    at which the drawn shape is the prompted one (harness.geneval.shape_read) and the mean number of objects found on
+    single-object prompts, which shows when a reward buys quality with extra or bigger objects."""
     planned = set(zip(table["prompt_index"], table["sample"]))
     rows = [r for r in rows if image_key(r["filename"]) in planned]
     if not rows:
@@ -93,8 +95,10 @@ def geneval_metrics(table: pd.DataFrame, rows: Sequence[Mapping[str, Any]], role
     interval = mean_over_prompts(table, "geneval_correct", strata=True)  # its value is GenEval's overall
     single = table[(table["group"] == "single_object") & table["geneval_objects"].notna()]
     agnostic = mean_over_prompts(table, "geneval_shape_agnostic", strata=True)
+    read = mean_over_prompts(table, "geneval_shape_read", strata=True)
     return {**interval, **asdict(geneval_summary(rows)), "role": role,
             "shape_agnostic": {key: agnostic.get(key) for key in ("value", "low", "high", "level")},
+            "shape_read": {key: read.get(key) for key in ("value", "low", "high", "level")},
             "objects_on_single_object_prompts": float(single["geneval_objects"].mean()) if len(single) else None}
 
 

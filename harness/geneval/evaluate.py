@@ -21,6 +21,7 @@ from harness.geneval.layout import read_layout
 from harness.geneval.metadata import PromptSpec
 from harness.geneval.rules import DEFAULT_OPTIONS, GenEvalOptions, judge, keep_detections
 from harness.geneval.shape_agnostic import judge_shape_agnostic
+from harness.geneval.shape_read import judge_shape_read
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError
 from miro.files import write_text_atomic
@@ -65,6 +66,7 @@ def evaluate_image(
         "metadata": spec.source,
         "details": json.dumps(details),
         "correct_shape_agnostic": judge_shape_agnostic(image, kept, spec, colors, options.position_threshold),
+        "shape_read": judge_shape_read(kept, spec),
     }
 
 

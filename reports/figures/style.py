@@ -20,7 +20,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 RC: dict[RcKeyType, Any] = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "svg.fonttype": "none",
       "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 plotting = matplotlib.rc_context(RC)  # decorate every figure function: rc settings apply while it draws
-UNITS = {"geneval": "fraction correct", "geneval_shape_agnostic": "fraction correct",
+UNITS = {"geneval": "fraction correct", "geneval_shape_agnostic": "fraction correct", "geneval_shape_read": "fraction read as prompted",
          "objects_per_single_object_prompt": "objects per image", "fid": "FID", "kid": "KID"}
 
 

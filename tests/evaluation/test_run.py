@@ -39,6 +39,7 @@ def test_an_evaluation_writes_rows_and_a_summary_with_every_metric(evaluated):
     assert len(read_results(out / "geneval.jsonl")) == 12  # also readable by GenEval's summary tool
     assert 0 <= metrics["geneval"]["value"] <= 1 and len(metrics["geneval"]["task_scores"]) == 6  # --limit 6 takes one prompt per task
     assert 0 <= metrics["geneval"]["shape_agnostic"]["value"] <= 1 and "geneval_shape_agnostic" in table[0]
+    assert "geneval_shape_read" in table[0] and metrics["geneval"]["shape_read"].keys() == {"value", "low", "high", "level"}
     assert metrics["shapes_quality"]["fingerprint"] and metrics["fid"]["n_generated"] == 12
     assert summary["guidance"]["miro_cfg_rate_w"] == summary["guidance"]["g"] - 1
     assert {"git", "packages", "device", "conventions"} <= summary["manifest"].keys()

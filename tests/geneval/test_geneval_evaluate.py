@@ -75,7 +75,8 @@ def test_rows_and_summary(folder, tmp_path):
     rows = evaluate_folder(folder, tmp_path / "results.jsonl", SceneDetector(), GreenMeansRed(), progress=False)
     assert [r["correct"] for r in rows] == [True, False, False, False, True, True, False, True]
     first = rows[0]
-    assert set(first) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details", "correct_shape_agnostic"}
+    assert set(first) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details", "correct_shape_agnostic", "shape_read"}
+    assert first["shape_read"] is True  # its one detection is the prompted bench
     assert first["filename"].endswith("00000/samples/0000.png")
     assert json.loads(first["metadata"])["include"] == [{"class": "bench", "count": 1}]
     assert json.loads(first["details"]) == {"bench": [[2.0, 2.0, 12.0, 12.0, 0.8]]}
