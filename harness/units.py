@@ -20,6 +20,7 @@ import torch.distributed
 from submitit.core.utils import DelayedSubmission
 
 from harness.store import Store
+from miro.allocator import keep_freed_memory
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError, unknown_name_error
 from miro.manifest import build_manifest, write_json_atomic
@@ -196,6 +197,7 @@ class UnitJob(submitit.helpers.Checkpointable):
     fn: str
 
     def __call__(self) -> str:
+        keep_freed_memory()  # each unit runs in a process of its own
         if submitit.JobEnvironment().num_tasks > 1:
             # CUDA_VISIBLE_DEVICES is left whole: miro.distributed picks cuda:LOCAL_RANK itself
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)

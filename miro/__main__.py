@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from miro.allocator import keep_freed_memory
 from miro.checks import check_run_config
 from miro.cli_data import add_commands
 from miro.config import to_dict, with_overrides
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.set_defaults(run=import_command)
     add_commands(sub)
     args = parser.parse_args(argv)
+    keep_freed_memory()
     with one_line_errors():
         args.run(args)
 

@@ -23,6 +23,7 @@ from harness.evaluation.run import EvaluationOptions, check_options, evaluate, e
 from harness.geneval.rules import GenEvalOptions
 from harness.stats.best_of_n import DEFAULT_MAX_N
 from miro import weights_file
+from miro.allocator import keep_freed_memory
 from miro.config import SampleConfig, to_dict
 from miro.errors import CommandParser, MiroError, number, one_line_errors
 from miro.inference import load_generator, resolve_checkpoint
@@ -139,6 +140,7 @@ def default_scorers(args: argparse.Namespace, shapes: bool, weights: weights_fil
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    keep_freed_memory()
     with one_line_errors():
         shard = Shard.parse(args.shard)
         sweep = TargetSweep(args.sweep, tuple(args.sweep_values)) if args.sweep else None
