@@ -71,3 +71,16 @@ def test_data_without_a_world_table_gives_no_correlations(tmp_path) -> None:
     key = store.register("data", {"data": "real"})
     (store.work_dir(key) / "some-data").mkdir(parents=True)
     assert data_correlations(store, [PlannedUnit(Unit("data", key, {}), "data folder")]) is None
+
+
+def test_two_worker_processes_prepare_the_same_folder_as_one(prepared, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from miro.data import build
+
+    store, planned, data = prepared
+    one = store.work_dir(planned.unit.key) / data_key(data)
+    monkeypatch.setattr(build, "PARALLEL_MIN_SAMPLES", SAMPLES // 2)  # the real threshold keeps tiny worlds in one process
+    two = prepare(tmp_path, to_dict(data), threads=2)["folder"]
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in (tmp_path / data_key(data)).iterdir())
+    pd.testing.assert_frame_equal(pd.read_parquet(one / "annotations.parquet"), pd.read_parquet(f"{two}/annotations.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(one / WORLD_TABLE), pd.read_parquet(f"{two}/{WORLD_TABLE}"))
+    assert torch.equal(load_file(str(one / "images.safetensors"))["images"], load_file(f"{two}/images.safetensors")["images"])

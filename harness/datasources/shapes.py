@@ -21,9 +21,10 @@ def plan(config: RunConfig, stages: DataStages, store: Store, code: str) -> Prep
 
 
 def prepare(work_dir: Path, data: dict[str, Any], threads: int = 2) -> dict[str, Any]:
-    """The "data" unit: render, annotate and bin the shapes world once; every arm of every study on it reads it."""
+    """The "data" unit: render, annotate and bin the shapes world once, in `threads` processes; every arm of every
+    study on it reads it."""
     from miro.data.build import prepare_shapes
 
     torch.set_num_threads(threads)
-    folder = prepare_shapes(from_dict(DataConfig, data), Path(work_dir), progress=False)
+    folder = prepare_shapes(from_dict(DataConfig, data), Path(work_dir), progress=False, workers=threads)
     return {"folder": str(folder)}

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from miro.config import DataConfig, RunConfig, to_dict
-from miro.data.annotate import annotate
+from miro.data.annotate import annotate, merge_annotations
 from miro.data.shapes import ShapesDataset, ShapesSample, ShapesWorldConfig
 from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
@@ -82,25 +85,56 @@ def write_world_table(path: Path, samples: Sequence[ShapesSample]) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True) -> Path:
-    """Render, annotate, bin and cache the shapes world of `cfg`, with its world table (resumable; instant when done)."""
+PARALLEL_MIN_SAMPLES = 2048  # below this, starting worker processes (about 2 s each) costs more than they save
+
+
+def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True, workers: int = 1) -> Path:
+    """Render, annotate, bin and cache the shapes world of `cfg`, with its world table (resumable; instant when done).
+
+    With `workers` > 1 (and at least PARALLEL_MIN_SAMPLES samples) rendering and annotation are split over that
+    many processes: each sample comes from its own seed and the annotation shards are merged sorted by sample
+    id, so the folder holds the same images, table and annotation whatever the number of workers.
+    """
     folder = data_root / data_key(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     annotation = folder / "annotations.parquet"
     cache = folder / "images.safetensors"
     if (folder / "done.json").is_file():
         return folder
-    if not cache.is_file():  # render once; annotation and every arm read the cache
-        dataset = shapes_dataset(cfg)
-        samples = [dataset.sample(i) for i in tqdm(range(len(dataset)), desc="render shapes", unit="img", disable=not progress)]
-        write_world_table(folder / WORLD_TABLE, samples)
-        (folder / "captions.json").write_text(json.dumps([s.caption for s in samples]))
-        images = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1) for s in samples])  # (N, 3, H, W) uint8, as rendered
-        save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
-    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), annotation, progress=progress)
+    workers = max(1, min(workers, cfg.num_samples // PARALLEL_MIN_SAMPLES))
+    shown = [progress and i == 0 for i in range(workers)]  # one bar, the first worker's
+    # one thread a worker: the workers are the parallelism
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads,
+                               initargs=(1,)) if workers > 1 else nullcontext()
+    with pool:
+        run = pool.map if isinstance(pool, ProcessPoolExecutor) else map
+        if not cache.is_file():  # render once; annotation and every arm read the cache
+            chunks = [range(i, cfg.num_samples, workers) for i in range(workers)]
+            rendered = list(run(_render, [cfg] * workers, chunks, shown))
+            samples = [rendered[i % workers][i // workers] for i in range(cfg.num_samples)]
+            write_world_table(folder / WORLD_TABLE, samples)
+            (folder / "captions.json").write_text(json.dumps([s.caption for s in samples]))
+            images = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1) for s in samples])  # (N, 3, H, W) uint8, as rendered
+            save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
+        if not annotation.is_file():  # each shard resumes in its own file; the merged file is written last
+            shards = [folder / f"annotations-{i}-of-{workers}.parquet" for i in range(workers)]
+            list(run(_annotate_shard, [folder] * workers, range(workers), [workers] * workers, shown))
+            merge_annotations(shards, annotation)
+            for shard in shards:
+                shard.unlink()
     fit_bins(annotation, SHAPES_SCORERS)
     write_json_atomic(folder / "done.json", {"data": to_dict(cfg), "scorers": SHAPES_SCORERS})
     return folder
+
+
+def _render(cfg: DataConfig, indices: range, progress: bool) -> list[ShapesSample]:
+    dataset = shapes_dataset(cfg)
+    return [dataset.sample(i) for i in tqdm(indices, desc="render shapes", unit="img", disable=not progress)]
+
+
+def _annotate_shard(folder: Path, shard: int, shards: int, progress: bool) -> None:
+    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), folder / f"annotations-{shard}-of-{shards}.parquet",
+             shard_index=shard, shard_count=shards, progress=progress)
 
 
 def load_rendered(folder: Path) -> RenderedImages:

@@ -18,6 +18,7 @@ from ablations.sweeps import default
 from harness.study import config_diff
 from miro.config import to_dict
 from miro.conventions import GUIDANCE_CONVENTION, TIME_CONVENTION
+from miro.data.shapes_prompts import TWO_CLASS_TAGS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,7 +40,8 @@ def planted_effect(rewards: Sequence[str], metric: str) -> float:
 
 
 BASE = {"shapes_quality": 0.45, "shapes_size": 0.15, "shapes_alignment": 0.5, HELD_OUT_SCORER: 0.6,
-        "geneval": 0.35, "geneval_shape_agnostic": 0.6}
+        "geneval": 0.35, "geneval_shape_agnostic": 0.6, "geneval_shape_read": 0.4}
+ONE_CLASS_METRICS = ("geneval_shape_read",)  # judged on prompts naming one class only, as harness.geneval.shape_read
 
 
 def progress(step: int, last: int, rewarded: bool) -> float:
@@ -51,7 +53,10 @@ def progress(step: int, last: int, rewarded: bool) -> float:
 def metric_rows(arms: list[tuple[str, tuple[str, ...]]], seeds: Sequence[int], steps: Sequence[int], prompts: int,
                 samples: int, rng: np.random.Generator) -> pd.DataFrame:
     tags = np.array([TAGS[p % len(TAGS)] for p in range(prompts)])
-    difficulty = {m: rng.normal(0, 0.08, prompts) for m in BASE}
+    one_class = ~np.isin(np.repeat(tags, samples), TWO_CLASS_TAGS)
+    # the one-class metrics draw from a stream of their own, so adding one leaves every other number as it was
+    streams = {m: np.random.default_rng([7, i]) if m in ONE_CLASS_METRICS else rng for i, m in enumerate(BASE)}
+    difficulty = {m: streams[m].normal(0, 0.08, prompts) for m in BASE}
     frames = []
     for arm, rewards in arms:
         for seed in seeds:
@@ -59,16 +64,18 @@ def metric_rows(arms: list[tuple[str, tuple[str, ...]]], seeds: Sequence[int], s
                 for metric, base in BASE.items():
                     rewarded = planted_effect(rewards, metric) != 0
                     level = (base + planted_effect(rewards, metric)) * progress(step, steps[-1], rewarded)
-                    mean = np.clip(level + difficulty[metric] + rng.normal(0, 0.01), 0.01, 0.99)
+                    draw = streams[metric]
+                    mean = np.clip(level + difficulty[metric] + draw.normal(0, 0.01), 0.01, 0.99)
                     per_image = np.repeat(mean, samples)
                     if metric.startswith("geneval"):
-                        value = (rng.random(per_image.size) < per_image).astype(float)
+                        value = (draw.random(per_image.size) < per_image).astype(float)
                     else:
-                        value = per_image + rng.normal(0, 0.05, per_image.size)
-                    frames.append(pd.DataFrame({"arm": arm, "seed": seed, "step": step,
-                                                "prompt_id": np.repeat(np.arange(prompts), samples),
-                                                "tag": np.repeat(tags, samples), "sample": np.tile(np.arange(samples), prompts),
-                                                "metric": metric, "value": value}))
+                        value = per_image + draw.normal(0, 0.05, per_image.size)
+                    rows = pd.DataFrame({"arm": arm, "seed": seed, "step": step,
+                                         "prompt_id": np.repeat(np.arange(prompts), samples),
+                                         "tag": np.repeat(tags, samples), "sample": np.tile(np.arange(samples), prompts),
+                                         "metric": metric, "value": value})
+                    frames.append(rows[one_class] if metric in ONE_CLASS_METRICS else rows)
                 single = np.flatnonzero(tags == "single_object")
                 objects = 1 + rng.poisson(0.2 + 0.4 * ("shapes_size" in rewards), single.size * samples)
                 frames.append(pd.DataFrame({"arm": arm, "seed": seed, "step": step, "prompt_id": np.repeat(single, samples),

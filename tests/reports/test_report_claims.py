@@ -71,6 +71,7 @@ def test_held_out_losses_refute_the_reward_claim_and_trained_rewards_are_set_apa
     assert claim.status == NOT_SUPPORTED  # the planted size reward costs GenEval and cleanliness
     assert any(line.startswith("held out: shapes_cleanliness −") and "(worse" in line for line in claim.evidence)
     assert any(line.startswith("trained reward: shapes_quality +") and "(better" in line for line in claim.evidence)
+    assert any(line.startswith("held out: geneval_shape_read") for line in claim.evidence)  # one-class prompts only
     assert "not independent evidence" in claim.reason
 
 
