@@ -3,11 +3,12 @@
 glibc's malloc serves blocks over a dynamic threshold (128 KiB at first) with fresh mmap pages and trims
 the heap's free top back to the kernel at 128 KiB. A CPU step of the shapes U-Net frees and reallocates
 activations of 0.1-4 MiB a few hundred times, so by default every step faults its memory in again: about
-9,600 page faults a step (batch 32), 8% of a training process's time spent in the kernel. With blocks up to
-32 MiB (glibc's largest allowed threshold) served from the heap and the heap trimmed only past 1 GiB, the
-same run faults 8-10x less and trains 1.06x and 1.11x faster in two paired runs (135 against 127 and 149
-against 134 samples/s, one thread each, side by side), and samples 1.10x faster, for 7-9% more resident memory. Measured with `/usr/bin/time -v` around
-`python -m miro train` and `python -m harness.evaluation` (numbers in the README's performance notes).
+9,600 page faults a step (batch 32, `python -m miro train --preset shapes`), 7-8% of the process's time spent
+in the kernel. With blocks up to 32 MiB (glibc's largest allowed threshold) served from the heap and the heap
+trimmed only past 1 GiB, the same run faults 8-10x less and trains 1.06x and 1.11x faster in two paired runs
+(135 against 127 and 149 against 134 samples/s, one thread each, side by side); evaluation generates 1.10x
+faster; resident memory grows 7-9%. Measured with `/usr/bin/time -v` around `python -m miro train` and
+`python -m harness.evaluation` (README, performance notes).
 
 Other C libraries (musl, macOS) and other platforms are left as they are.
 """
