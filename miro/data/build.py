@@ -118,7 +118,7 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True, work
             save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
         if not annotation.is_file():  # each shard resumes in its own file; the merged file is written last
             shards = [folder / f"annotations-{i}-of-{workers}.parquet" for i in range(workers)]
-            list(run(_annotate_shard, [folder] * workers, range(workers), [workers] * workers, shown))
+            list(run(_annotate_shard, [folder] * workers, shards, range(workers), [workers] * workers, shown))
             merge_annotations(shards, annotation)
             for shard in shards:
                 shard.unlink()
@@ -132,9 +132,9 @@ def _render(cfg: DataConfig, indices: range, progress: bool) -> list[ShapesSampl
     return [dataset.sample(i) for i in tqdm(indices, desc="render shapes", unit="img", disable=not progress)]
 
 
-def _annotate_shard(folder: Path, shard: int, shards: int, progress: bool) -> None:
-    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), folder / f"annotations-{shard}-of-{shards}.parquet",
-             shard_index=shard, shard_count=shards, progress=progress)
+def _annotate_shard(folder: Path, out: Path, shard: int, shards: int, progress: bool) -> None:
+    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), out, shard_index=shard, shard_count=shards,
+             progress=progress)
 
 
 def load_rendered(folder: Path) -> RenderedImages:
