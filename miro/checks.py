@@ -1,7 +1,7 @@
 """What a run config must satisfy beyond its own fields, checked before any work (and by `--dry-run`).
 
-The typed configs check each field on construction; what needs the registry of scorers or the process
-layout lives here, so `miro train`, `miro train --dry-run` and a sweep's plan refuse the same configs.
+The typed configs check each field on construction; what needs the registry of scorers, the shapes world
+or the process layout lives here, so `miro train`, `miro train --dry-run` and a sweep's plan refuse the same configs.
 """
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from miro.errors import MiroError, unknown_name_error
 
 
 def check_run_config(cfg: RunConfig, world: int | None = None) -> None:
-    """Refuse rewards no scorer provides and a batch that does not split over processes x accumulation."""
-    from miro.data.build import SHAPES_SCORERS
+    """Refuse rewards no scorer provides, a shapes world it cannot build, and a batch that does not split over
+    processes x accumulation."""
+    from miro.data.build import SHAPES_SCORERS, shapes_world
     from miro.rewards.registry import scorer_names
 
+    if cfg.data.source == "shapes":
+        shapes_world(cfg.data)
     available = SHAPES_SCORERS if cfg.data.source == "shapes" else tuple(scorer_names())
     for name in cfg.rewards.names:
         if name not in available:

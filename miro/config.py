@@ -248,6 +248,10 @@ class DataConfig:
     an empty bin_edges fits them on first use).
     features: a `miro precompute` folder of VAE latents and/or T5 caption embeddings; the trainer then
     reads them instead of running the encoders ("" encodes on the fly, fine for small data).
+    world: the shapes world's distribution, as overrides of `miro.data.shapes.ShapesWorldConfig`'s defaults
+    (`--set data.world.noise_prob=0.1`); a study can ablate how dirty its data is. Checked where the world is
+    built (`miro.data.build.shapes_world`), which this leaf module does not import; its resolution is
+    `resolution`.
     """
 
     source: str = "shapes"
@@ -258,9 +262,14 @@ class DataConfig:
     num_samples: int = 20000
     seed: int = 0
     resolution: int = 32
+    world: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _choice("data", "source", self.source, ("shapes", "webdataset", "folder"))
+        if self.world and self.source != "shapes":
+            raise MiroError(f'data.world is set but data.source = "{self.source}"; it describes the shapes world only: clear data.world')
+        if "resolution" in self.world:
+            raise MiroError("data.world.resolution is set; the world's resolution is data.resolution: set that instead")
         _positive("data", "num_samples", self.num_samples)
         if self.source != "shapes" and not self.path:
             raise MiroError(f'data.path is empty; set it to the {self.source} location for data.source = "{self.source}"')

@@ -39,6 +39,7 @@ from harness.geneval.metadata import download_geneval_files, read_class_names
 from harness.geneval.rules import GenEvalOptions
 from harness.prompts import Prompt, load_prompts
 from miro.config import RunConfig, to_dict
+from miro.data.build import shapes_world
 from miro.data.shapes import ShapesWorldConfig
 from miro.data.sources import decode_image
 from miro.detection import ColorClassifier, Detector
@@ -91,7 +92,7 @@ class EvaluationOptions:
 
 def world_of(config: RunConfig) -> ShapesWorldConfig | None:
     """The shapes world a checkpoint was trained on (None for other data)."""
-    return ShapesWorldConfig(resolution=config.data.resolution) if config.data.source == "shapes" else None
+    return shapes_world(config.data) if config.data.source == "shapes" else None
 
 
 def plan_prompts(options: EvaluationOptions, world: ShapesWorldConfig | None) -> list[Prompt]:

@@ -16,6 +16,7 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,11 @@ from miro.data.annotate import annotate, merge_annotations
 from miro.data.shapes import ShapesDataset, ShapesSample, ShapesWorldConfig
 from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
 from miro.data.training_set import RewardTrainingSet, fit_bins
-from miro.errors import MiroError
+from miro.errors import MiroError, did_you_mean
 from miro.files import atomic_path, read_checked
 from miro.manifest import write_json_atomic
 from miro.rewards.binning import BinEdges, BinningOptions
+from miro.rewards.registry import load_scorer
 
 SHAPES_SCORERS = ("shapes_alignment", "shapes_quality", "shapes_size", "shapes_cleanliness")
 WORLD_TABLE = "world.parquet"  # per sample: what the world did to it (corruptions, wrong caption), beside the annotation
@@ -70,8 +72,20 @@ def data_key(cfg: DataConfig) -> str:
     return f"{cfg.source}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
+def shapes_world(cfg: DataConfig) -> ShapesWorldConfig:
+    """The shapes world of a data config: the world's defaults, `cfg.world`'s overrides, `cfg.resolution`.
+
+    Unknown names are refused here with the allowed ones (DataConfig cannot check them: it does not import
+    the world); values are checked by the world itself."""
+    allowed = [f.name for f in fields(ShapesWorldConfig) if f.name != "resolution"]
+    for name in cfg.world:
+        if name not in allowed:
+            raise MiroError(f'unknown shapes-world key "data.world.{name}"{did_you_mean(name, allowed)}; allowed: {", ".join(allowed)}')
+    return ShapesWorldConfig(resolution=cfg.resolution, **cfg.world)
+
+
 def shapes_dataset(cfg: DataConfig) -> ShapesDataset:
-    return ShapesDataset(ShapesWorldConfig(resolution=cfg.resolution), cfg.num_samples, cfg.seed)
+    return ShapesDataset(shapes_world(cfg), cfg.num_samples, cfg.seed)
 
 
 def write_world_table(path: Path, samples: Sequence[ShapesSample]) -> None:
@@ -118,7 +132,7 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True, work
             save_file({"images": images}, str(cache))  # written last: its presence means the render is complete
         if not annotation.is_file():  # each shard resumes in its own file; the merged file is written last
             shards = [folder / f"annotations-{i}-of-{workers}.parquet" for i in range(workers)]
-            list(run(_annotate_shard, [folder] * workers, shards, range(workers), [workers] * workers, shown))
+            list(run(_annotate_shard, [cfg] * workers, [folder] * workers, shards, range(workers), [workers] * workers, shown))
             merge_annotations(shards, annotation)
             for shard in shards:
                 shard.unlink()
@@ -132,9 +146,9 @@ def _render(cfg: DataConfig, indices: range, progress: bool) -> list[ShapesSampl
     return [dataset.sample(i) for i in tqdm(indices, desc="render shapes", unit="img", disable=not progress)]
 
 
-def _annotate_shard(folder: Path, out: Path, shard: int, shards: int, progress: bool) -> None:
-    annotate(DatasetSource(load_rendered(folder)), list(SHAPES_SCORERS), out, shard_index=shard, shard_count=shards,
-             progress=progress)
+def _annotate_shard(cfg: DataConfig, folder: Path, out: Path, shard: int, shards: int, progress: bool) -> None:
+    scorers = [load_scorer(name, world=shapes_world(cfg)) for name in SHAPES_SCORERS]
+    annotate(DatasetSource(load_rendered(folder)), scorers, out, shard_index=shard, shard_count=shards, progress=progress)
 
 
 def load_rendered(folder: Path) -> RenderedImages:
