@@ -249,9 +249,10 @@ class DataConfig:
     features: a `miro precompute` folder of VAE latents and/or T5 caption embeddings; the trainer then
     reads them instead of running the encoders ("" encodes on the fly, fine for small data).
     world: the shapes world's distribution, as overrides of `miro.data.shapes.ShapesWorldConfig`'s defaults
-    (`--set data.world.noise_prob=0.1`); a study can ablate how dirty its data is. Checked where the world is
-    built (`miro.data.build.shapes_world`), which this leaf module does not import; its resolution is
-    `resolution`.
+    (`--set data.world.noise_prob=0.1`). Checked where the world is built (`miro.data.build.shapes_world`),
+    which this leaf module does not import; its resolution is `resolution`. The shapes rewards are defined
+    relative to their world (quality is a CDF over the world's own corruption mix), so scores of runs trained
+    in different worlds are not on one scale: compare arms within a world.
     """
 
     source: str = "shapes"

@@ -84,3 +84,14 @@ def test_two_worker_processes_prepare_the_same_folder_as_one(prepared, tmp_path,
     pd.testing.assert_frame_equal(pd.read_parquet(one / "annotations.parquet"), pd.read_parquet(f"{two}/annotations.parquet"))
     pd.testing.assert_frame_equal(pd.read_parquet(one / WORLD_TABLE), pd.read_parquet(f"{two}/{WORLD_TABLE}"))
     assert torch.equal(load_file(str(one / "images.safetensors"))["images"], load_file(f"{two}/images.safetensors")["images"])
+
+
+def test_shards_of_a_run_interrupted_with_other_workers_do_not_outlive_the_merge(tmp_path) -> None:
+    data = DataConfig(num_samples=SAMPLES, seed=5)
+    folder = tmp_path / data_key(data)
+    stale = folder / "annotations-1-of-2.parquet.parts"  # a two-worker run killed mid-shard, resumed with one
+    stale.mkdir(parents=True)
+    (stale / "part-1-0-0.parquet").write_bytes(b"unfinished")
+    (folder / "annotations-0-of-2.parquet").write_bytes(b"finished shard")
+    prepare(tmp_path, to_dict(data), threads=1)
+    assert not list(folder.glob("annotations-*")) and (folder / "done.json").is_file()

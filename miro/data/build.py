@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -134,8 +135,13 @@ def prepare_shapes(cfg: DataConfig, data_root: Path, progress: bool = True, work
             shards = [folder / f"annotations-{i}-of-{workers}.parquet" for i in range(workers)]
             list(run(_annotate_shard, [cfg] * workers, [folder] * workers, shards, range(workers), [workers] * workers, shown))
             merge_annotations(shards, annotation)
-            for shard in shards:
-                shard.unlink()
+            # these shards and their part folders, and those of a run interrupted with another number of
+            # workers: the merged file holds every sample
+            for leftover in folder.glob("annotations-*-of-*.parquet*"):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
     fit_bins(annotation, SHAPES_SCORERS)
     write_json_atomic(folder / "done.json", {"data": to_dict(cfg), "scorers": SHAPES_SCORERS})
     return folder
