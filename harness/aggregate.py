@@ -24,6 +24,7 @@ from harness.evaluation.generate import image_path
 from harness.evaluation.run import images_folder
 from harness.evaluation.stored import read_rows, read_summary
 from harness.evaluation.summary import image_key
+from harness.geneval.evaluate import read_results
 from harness.plan import Plan
 from harness.store import Store
 from harness.study import config_diff
@@ -179,6 +180,20 @@ def write_failures(store: Store, chosen: dict[str, PlannedUnit], results: Path) 
     (results / "geneval_failures.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
+def shape_confusion(store: Store, evaluations: list[PlannedUnit]) -> pd.DataFrame | None:
+    """Images per (arm, seed, step, prompted class, class read) on one-class prompts (harness.geneval.shape_read;
+    read "nothing" when no object was kept); None when no GenEval row carries the read (older results)."""
+    rows = []
+    for planned in evaluations:
+        path = store.work_dir(planned.unit.key) / "geneval.jsonl"
+        verdicts = read_results(path) if path.is_file() else []
+        rows += [{"arm": planned.arm, "seed": planned.seed, "step": planned.step, "prompted": r["prompted_class"],
+                  "read": r["read_class"]} for r in verdicts if r.get("read_class") is not None]
+    if not rows:
+        return None
+    return pd.DataFrame(rows).groupby(["arm", "seed", "step", "prompted", "read"], as_index=False).size().rename(columns={"size": "images"})
+
+
 def data_correlations(store: Store, data_units: list[PlannedUnit]) -> pd.DataFrame | None:
     """Pearson r of each reward score with each thing the world did to a sample (miro.data.build.write_world_table),
     over the samples the reward scored; None when no data unit kept a world table (real data has none)."""
@@ -250,6 +265,9 @@ def aggregate(plan: Plan, store: Store, sweep_dir: Path) -> Path:
         chosen = last_step_units(shown, min(u.seed or 0 for u in shown))
         write_grids(store, chosen, results / "grids")
         write_failures(store, chosen, results)
+        confusion = shape_confusion(store, shown)
+        if confusion is not None:
+            confusion.to_csv(results / "shape_confusion.csv", index=False)
     for planned in finished(store, plan.tune):
         study = json.loads((store.work_dir(planned.unit.key) / "pareto.json").read_text())
         write_json_atomic(results / "pareto.json", {"arm": planned.arm, "seed": planned.seed, "step": planned.step, **study})

@@ -21,7 +21,7 @@ from reports.figures.heatmap import geneval_heatmap, task_table
 from reports.figures.radar import radar
 from reports.render import csv_uri, png_uri, render, table_view
 from reports.results import load
-from reports.summary import arms_overview, correlation_matrix, data_and_compute, manifest_items
+from reports.summary import arms_overview, confusion_view, correlation_matrix, data_and_compute, manifest_items
 from reports.tables import diversity_summary, export, main_table, main_table_frame, speedup_matrix
 from reports.verdicts import verdicts
 
@@ -78,6 +78,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     own = [v for v in judged if spec.arm(v.arm).baseline == v.against]
     paper_claims = claims(stats.comparisons, speedup_table, slopes, spec)
     correlations, reading = correlation_matrix(results.data_correlations)
+    confusion, confusion_reading = confusion_view(results.shape_confusion)
     tables: dict[str, pd.DataFrame] = {
         "main_table": main_table_frame(main), "estimates": stats.estimates, "comparisons": stats.comparisons,
         "diversity": diversity, "speedups": speedup_table, "curves": curve_table, "controllability": control,
@@ -87,13 +88,16 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     }
     if correlations is not None:
         tables["data_correlations"] = correlations
+    if confusion is not None:
+        tables["shape_confusion"] = confusion
     context = {
         "spec": spec, "root": results.root, "tables_folder": folder, "built": time.strftime("%Y-%m-%d %H:%M"),
         "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "families": sorted(stats.comparisons.groupby("family").size().items()) if len(stats.comparisons) else [],
         "arms": table_view(tables["arms"]), "verdicts": {"own": own, "reference": [v for v in judged if v not in own]},
         "claims": paper_claims,
         "facts": data_and_compute(results),
-        "correlations": {"view": table_view(correlations) if correlations is not None else None, "reading": reading}, "main": main, "figures": {f.key: f for f in drawn if f is not None},
+        "correlations": {"view": table_view(correlations) if correlations is not None else None, "reading": reading},
+        "confusion": {"view": table_view(confusion) if confusion is not None else None, "reading": confusion_reading}, "main": main, "figures": {f.key: f for f in drawn if f is not None},
         "speedups": table_view(speedup_matrix(speedup_table)), "comparisons": table_view(stats.comparisons),
         "published": table_view(published), "sources": reference.sources(), "manifest": manifest_items(spec),
         "failures": failure_examples(results.failures), "grids": {a: png_uri(p) for a, p in results.grids.items()},

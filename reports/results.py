@@ -38,6 +38,9 @@ the wrong shape raises a one-line `MiroError` naming the file and the fix.
 <sweep>/results/grids/<arm>.png  (optional; the same prompts (rows) and seeds for every arm)
 <sweep>/results/data_correlations.csv  (optional; only a generated world (shapes) knows what degraded each sample)
     data (data folder), reward, factor (blur_sigma, caption_wrong, ...), n_samples int, pearson float (NaN: a constant factor).
+<sweep>/results/shape_confusion.csv  (optional; GenEval results from before the class read was kept have none)
+    arm, seed int, step int, prompted (the class a one-class prompt names), read (the class of the most confident
+    kept object, or "nothing"), images int.
 """
 from __future__ import annotations
 
@@ -82,6 +85,7 @@ CONTROLLABILITY_COLUMNS = {"arm": str, "seed": int, "step": int, "reward": str, 
                            "metric": str, "value": float}
 BEST_OF_N_COLUMNS = {"arm": str, "seed": int, "step": int, "selector": str, "n": int, "metric": str, "value": float}
 CORRELATION_COLUMNS = {"data": str, "reward": str, "factor": str, "n_samples": int, "pearson": float}
+CONFUSION_COLUMNS = {"arm": str, "seed": int, "step": int, "prompted": str, "read": str, "images": int}
 FAILURE_KEYS = ("arm", "seed", "step", "prompt", "tag", "reason", "image")
 
 
@@ -147,6 +151,7 @@ class SweepResults:
     failures: list[dict[str, Any]] = field(default_factory=list)
     grids: dict[str, Path] = field(default_factory=dict)
     data_correlations: pd.DataFrame | None = None
+    shape_confusion: pd.DataFrame | None = None
     missing: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
 
@@ -247,16 +252,17 @@ def _failures(path: Path, root: Path, notes: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _correlations(path: Path) -> pd.DataFrame:
+def _csv(path: Path, columns: Mapping[str, type]) -> pd.DataFrame:
+    """A results CSV with `columns` of their types (others are ignored)."""
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])  # a class named "nothing" or "NA" stays text
     except (ValueError, pd.errors.ParserError) as err:
         raise MiroError(f"{path} is not a readable CSV file ({type(err).__name__}); {RERUN}") from None
-    lacking = [c for c in CORRELATION_COLUMNS if c not in frame.columns]
+    lacking = [c for c in columns if c not in frame.columns]
     if lacking:
         raise MiroError(f"{path} lacks the columns {lacking} (it has {list(frame.columns)}); {RERUN}")
     try:
-        return frame[list(CORRELATION_COLUMNS)].astype(CORRELATION_COLUMNS)
+        return frame[list(columns)].astype(dict(columns))
     except (TypeError, ValueError) as err:
         raise MiroError(f"{path} has a column of the wrong type ({err}); {RERUN}") from None
 
@@ -340,7 +346,9 @@ def load(sweep_dir: str | Path) -> SweepResults:
     else:
         out.absent.append("GenEval failure examples (results/geneval_failures.jsonl)")
     if (results / "data_correlations.csv").is_file():  # no note when absent: real data has no world to correlate with
-        out.data_correlations = _correlations(results / "data_correlations.csv")
+        out.data_correlations = _csv(results / "data_correlations.csv", CORRELATION_COLUMNS)
+    if (results / "shape_confusion.csv").is_file():  # no note when absent: only GenEval on one-class prompts has it
+        out.shape_confusion = _csv(results / "shape_confusion.csv", CONFUSION_COLUMNS)
     out.grids = _grids(results / "grids", arms)
     if not out.grids:
         out.absent.append("sample grids (results/grids/<arm>.png)")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.geneval.shape_read import NOTHING
 from miro.conventions import scale_to_cfg_rate
 from reports import formatting
 from reports.results import SweepResults, SweepSpec
@@ -70,6 +71,26 @@ def correlation_matrix(correlations: pd.DataFrame | None) -> tuple[pd.DataFrame 
             links.append(f"{reward} with {factor} (r = {formatting.number(known[factor])})")
     reading = (f"Over {first['n_samples'].max()} training samples, each reward's strongest link to what the world did to a "
                f"sample: {'; '.join(links)}." if links else "")
+    return matrix.reset_index(), reading
+
+
+def confusion_view(confusion: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
+    """(per arm at its last step, seeds pooled: prompted class x class read, in images; one-line reading), or
+    (None, "") without the class reads. The reading gives each arm's share read as prompted and drawn as nothing."""
+    if confusion is None or confusion.empty:
+        return None, ""
+    last = confusion[confusion["step"] == confusion.groupby("arm")["step"].transform("max")]
+    reads = [r for r in dict.fromkeys(sorted(last["prompted"].unique()) + sorted(last["read"].unique())) if r != NOTHING]
+    matrix = last.pivot_table(index=["arm", "step", "prompted"], columns="read", values="images", aggfunc="sum", fill_value=0)
+    matrix = matrix.reindex(columns=[*reads, NOTHING], fill_value=0).astype(int)
+    shares = []
+    for arm, rows in last.groupby("arm", sort=False):
+        total = rows["images"].sum()
+        right = rows.loc[rows["prompted"] == rows["read"], "images"].sum()
+        blank = rows.loc[rows["read"] == NOTHING, "images"].sum()
+        shares.append(f"{arm} {formatting.number(right / total)} read as prompted, {formatting.number(blank / total)} nothing")
+    reading = f"Of the images of one-class prompts at each arm's last step: {'; '.join(shares)}."
+    matrix.columns.name = None
     return matrix.reset_index(), reading
 
 

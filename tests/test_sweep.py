@@ -38,8 +38,12 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
     assert pareto["arm"] == "miro" and len(pareto["trials"]) == 2 and pareto["prompts"] == "shapes-validation"
     correlations = pd.read_csv(sweep_dir / "results" / "data_correlations.csv")  # the world's truth against each reward
     assert {"shapes_quality", "shapes_alignment"} <= set(correlations["reward"]) and "caption_wrong" in set(correlations["factor"])
+    confusion = pd.read_csv(sweep_dir / "results" / "shape_confusion.csv")  # what the detector read on one-class prompts
+    assert set(confusion["arm"]) == {"baseline", "miro"} and set(confusion["prompted"]) <= {"circle", "square", "triangle"}
+    assert set(confusion["read"]) <= {"circle", "square", "triangle", "nothing"}
+    assert confusion.groupby(["arm", "seed", "step"])["images"].sum().nunique() == 1  # every evaluation judged the same images
     html = (sweep_dir / "report.html").read_text()
-    assert 'id="claims"' in html and 'id="data-correlations"' in html
+    assert 'id="claims"' in html and 'id="data-correlations"' in html and 'id="shape-confusion"' in html
 
 
 def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):

@@ -21,7 +21,7 @@ from harness.geneval.layout import read_layout
 from harness.geneval.metadata import PromptSpec
 from harness.geneval.rules import DEFAULT_OPTIONS, GenEvalOptions, judge, keep_detections
 from harness.geneval.shape_agnostic import judge_shape_agnostic
-from harness.geneval.shape_read import judge_shape_read
+from harness.geneval.shape_read import judge_shape_read, read_class
 from miro.detection import ColorClassifier, Detector
 from miro.errors import MiroError
 from miro.files import write_text_atomic
@@ -57,6 +57,7 @@ def evaluate_image(
     kept = keep_detections(detector.detect(image), spec.tag, options)
     verdict = judge(image, kept, spec, colors, options.position_threshold)
     details = {cls: [[*map(float, d.box), float(d.score)] for d in found] for cls, found in kept.items()}
+    read = read_class(kept, spec)
     return {
         "filename": filename,
         "tag": spec.tag,
@@ -67,6 +68,8 @@ def evaluate_image(
         "details": json.dumps(details),
         "correct_shape_agnostic": judge_shape_agnostic(image, kept, spec, colors, options.position_threshold),
         "shape_read": judge_shape_read(kept, spec),
+        "read_class": read,  # with "prompted_class", the report's confusion table (one-class prompts only)
+        "prompted_class": spec.include[0].cls if read is not None else None,
     }
 
 

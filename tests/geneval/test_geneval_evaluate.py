@@ -75,8 +75,9 @@ def test_rows_and_summary(folder, tmp_path):
     rows = evaluate_folder(folder, tmp_path / "results.jsonl", SceneDetector(), GreenMeansRed(), progress=False)
     assert [r["correct"] for r in rows] == [True, False, False, False, True, True, False, True]
     first = rows[0]
-    assert set(first) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details", "correct_shape_agnostic", "shape_read"}
-    assert first["shape_read"] is True  # its one detection is the prompted bench
+    assert set(first) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details", "correct_shape_agnostic", "shape_read",
+                          "read_class", "prompted_class"}
+    assert first["shape_read"] is True and first["read_class"] == first["prompted_class"] == "bench"  # its one detection
     assert first["filename"].endswith("00000/samples/0000.png")
     assert json.loads(first["metadata"])["include"] == [{"class": "bench", "count": 1}]
     assert json.loads(first["details"]) == {"bench": [[2.0, 2.0, 12.0, 12.0, 0.8]]}

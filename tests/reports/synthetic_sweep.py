@@ -154,6 +154,13 @@ def write_synthetic_sweep(root: Path, *, prompts: int = 36, samples: int = 2, se
                    "pearson": float("nan") if f == "cut" else planted.get((r, f), rng.normal(0, 0.05))}
                   for r in BASE if not r.startswith("geneval") for f in factors]).to_csv(results / "data_correlations.csv", index=False)
     (results / "geneval_failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in failures))
+    # planted reads on one-class prompts: the baseline draws everything as a circle or nothing, MIRO reads right
+    reads = {"baseline": {"circle": ("circle", "nothing"), "square": ("circle", "nothing"), "triangle": ("circle", "nothing")},
+             "miro": {"circle": ("circle", "circle"), "square": ("square", "nothing"), "triangle": ("triangle", "triangle")}}
+    pd.DataFrame([{"arm": arm, "seed": seed, "step": step, "prompted": prompted, "read": read, "images": 3}
+                  for arm, table in reads.items() for seed in seeds for step in (steps[0], steps[-1])
+                  for prompted, drawn in table.items() for read in drawn]).groupby(
+        ["arm", "seed", "step", "prompted", "read"], as_index=False)["images"].sum().to_csv(results / "shape_confusion.csv", index=False)
     for arm, _ in arms:
         write_png(results / "grids" / f"{arm}.png", rng, (128, 128))
     return root

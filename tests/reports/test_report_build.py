@@ -101,3 +101,16 @@ def test_a_sweep_with_no_results_yet_still_renders(tmp_path: Path) -> None:
     html = built.html.read_text()
     assert "metrics.parquet is missing" in html and "No comparison could be made yet" in html
     assert all(c == "" for row in cells(html).values() for c in row) and len(cells(html)) == 5
+
+
+def test_the_shape_confusion_shows_what_each_arm_drew_for_each_prompted_class(built: Built, tmp_path: Path) -> None:
+    html = built.html.read_text()
+    assert 'id="shape-confusion"' in html
+    assert "baseline 0.167 read as prompted, 0.500 nothing" in html and "miro 0.833 read as prompted, 0.167 nothing" in html
+    table = pd.read_csv(built.tables / "shape_confusion.csv")
+    assert list(table.columns) == ["arm", "step", "prompted", "circle", "square", "triangle", "nothing"]
+    baseline = table[table["arm"] == "baseline"].set_index("prompted")
+    assert baseline.loc["square", "circle"] == 3 * 2 and baseline.loc["square", "square"] == 0  # 3 images x 2 seeds
+    assert set(table["step"]) == {table["step"].max()}  # each arm at its last step only
+    real = build_report(write_synthetic_sweep(tmp_path / "sweep", prompts=6, samples=1, optional=False))
+    assert "shape-confusion" not in real.html.read_text() and not (real.tables / "shape_confusion.csv").exists()

@@ -81,6 +81,8 @@ def test_nan_values_are_dropped_and_counted(sweep_dir: Path, tmp_path: Path) -> 
      "data_correlations.csv lacks the columns ['data', 'factor', 'n_samples']"),
     (lambda r: (r / "results" / "data_correlations.csv").write_text("data,reward,factor,n_samples,pearson\nd,q,blur,many,0.5\n"),
      "data_correlations.csv has a column of the wrong type"),
+    (lambda r: (r / "results" / "shape_confusion.csv").write_text("arm,prompted,read\nmiro,circle,square\n"),
+     "shape_confusion.csv lacks the columns ['seed', 'step', 'images']"),
 ])
 def test_a_broken_file_gives_one_line_naming_it_and_the_fix(sweep_dir: Path, tmp_path: Path, breakage, message: str) -> None:
     root = copy(sweep_dir, tmp_path)
