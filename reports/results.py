@@ -255,7 +255,7 @@ def _failures(path: Path, root: Path, notes: list[str]) -> list[dict[str, Any]]:
 def _csv(path: Path, columns: Mapping[str, type]) -> pd.DataFrame:
     """A results CSV with `columns` of their types (others are ignored)."""
     try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])  # a class named "nothing" or "NA" stays text
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])  # only an empty cell is missing: a name like "NA" stays text
     except (ValueError, pd.errors.ParserError) as err:
         raise MiroError(f"{path} is not a readable CSV file ({type(err).__name__}); {RERUN}") from None
     lacking = [c for c in columns if c not in frame.columns]
