@@ -153,7 +153,8 @@ def _render(cfg: DataConfig, indices: range, progress: bool) -> list[ShapesSampl
 
 
 def _annotate_shard(cfg: DataConfig, folder: Path, out: Path, shard: int, shards: int, progress: bool) -> None:
-    scorers = [load_scorer(name, world=shapes_world(cfg)) for name in SHAPES_SCORERS]
+    world = shapes_world(cfg)
+    scorers = [load_scorer(name, world=world) for name in SHAPES_SCORERS]
     annotate(DatasetSource(load_rendered(folder)), scorers, out, shard_index=shard, shard_count=shards, progress=progress)
 
 
