@@ -23,6 +23,7 @@ from harness.tasks import run_dir
 from harness.units import PlannedUnit, Unit
 from miro.checkpoint import checkpoint_path
 from miro.config import RunConfig, to_dict
+from miro.run_log import training_identity
 from miro.sample import guidance_branches
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ class Planner:
         for planned in prepared.units:
             self.add(self.plan.data, planned)
         cfg = seeded(arm.config, arm.name, seed)
-        identity = to_dict(replace(cfg, name=""))
+        identity = training_identity(to_dict(replace(cfg, name="")))  # where its curves go is not what it trains
         key = self.store.register("train", {"config": identity, "data": list(prepared.ready), "code": self.method})
         params = {"config": to_dict(replace(cfg, data=prepared.data)), "data_root": prepared.data_root, "threads": self.threads}
         self.add(self.plan.train, PlannedUnit(Unit("train", key, params, depends_on=prepared.ready), f"train {arm.name} seed {seed}", arm.name, seed))

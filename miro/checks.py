@@ -12,10 +12,13 @@ from miro.errors import MiroError, unknown_name_error
 
 
 def check_run_config(cfg: RunConfig, world: int | None = None) -> None:
-    """Refuse rewards no scorer provides, a shapes world it cannot build, and a batch that does not split over
-    processes x accumulation."""
+    """Refuse rewards no scorer provides, a shapes world it cannot build, a batch that does not split over
+    processes x accumulation, and wandb logging without the wandb package."""
     from miro.data.build import SHAPES_SCORERS, shapes_world
     from miro.rewards.registry import scorer_names
+    from miro.run_log import check_wandb
+
+    check_wandb(cfg)
 
     if cfg.data.source == "shapes":
         shapes_world(cfg.data)

@@ -334,13 +334,14 @@ class RunConfig:
     sample: SampleConfig = SampleConfig()
     checkpoint_every: int = 250
     keep_checkpoints: int = 0  # 0 keeps every checkpoint (evaluation reads several); n keeps the last n
-    log_every: int = 25
+    log_every: int = 0  # steps between logged points; 0: about 200 points per run (miro.run_log)
+    wandb: str = ""  # a wandb project to log to as well ("": TensorBoard and log.jsonl only); offline unless WANDB_MODE is set
 
     def __post_init__(self) -> None:
         if self.objective.self_conditioning > 0 and self.model.backbone != "rin":
             raise MiroError(f"objective.self_conditioning = {self.objective.self_conditioning} needs model.backbone = \"rin\" (latent self-conditioning); set it to 0 for \"{self.model.backbone}\"")
         _positive("run", "checkpoint_every", self.checkpoint_every)
-        _positive("run", "log_every", self.log_every)
+        check_range("run.log_every", self.log_every, 0)  # 0: about 200 points per run
         if self.keep_checkpoints < 0:
             raise MiroError(f"run.keep_checkpoints = {self.keep_checkpoints} must be >= 0")
         unknown = set(self.sample.positive_targets) | set(self.sample.negative_targets)

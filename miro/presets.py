@@ -61,7 +61,7 @@ def smoke() -> RunConfig:
                    model=replace(base.model, unet_channels=(8, 16, 32), width=32, depth=1, heads=2, cond_heads=2,
                                  text_registers=2),
                    optim=replace(base.optim, batch_size=16, steps=20, warmup_steps=2),
-                   sample=replace(base.sample, steps=4), checkpoint_every=10, log_every=5)
+                   sample=replace(base.sample, steps=4), checkpoint_every=10)
 
 
 def paper(data: str, text: str, vae: str) -> RunConfig:

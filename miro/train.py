@@ -28,12 +28,12 @@ from miro.config import RunConfig, to_dict
 from miro.data.precompute import StoredText
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
-from miro.files import write_text_atomic
 from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
 from miro.objective import flow_matching_loss
 from miro.optim import build_optimizer, ema_decay, lr_factor, update_ema
+from miro.run_log import RunLog, log_interval, training_identity
 from miro.seeding import generator_for, seed_for
 from miro.text import TextEncoder, build_text_encoder
 
@@ -120,22 +120,13 @@ def autocast(precision: str, device: torch.device) -> Any:
 
 def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     """A run folder belongs to one config once it holds a checkpoint: refuse to resume a different run
-    into it. A folder with no checkpoint yet (a failed start) takes the new config."""
+    into it (where curves go may change: miro.run_log). A folder with no checkpoint yet (a failed start) takes the new config."""
     path = run_dir / "config.json"
     if path.is_file() and checkpoint_dirs(run_dir):
-        previous = json.loads(path.read_text())
+        previous, config = training_identity(json.loads(path.read_text())), training_identity(config)
         if previous != config:
             changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
             raise MiroError(f"{run_dir} holds a run with a different config (sections {', '.join(changed)} differ); use another output folder or restore the config")
-
-
-def trim_log(path: Path, step: int) -> None:
-    """Drop log lines after `step` (written past the last checkpoint by a killed run), so a resume does not repeat them."""
-    if path.is_file():
-        lines = path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
-        if len(kept) != len(lines):
-            write_text_atomic(path, "".join(kept))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,9 +182,8 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     n_rewards = len(cfg.rewards.conditioned)
     bar = tqdm(range(start, end), initial=start, total=end, disable=not (progress and dist_info.is_main),
                desc=cfg.name, unit="step", dynamic_ncols=True)
-    if dist_info.is_main:
-        trim_log(run_dir / "log.jsonl", start)
-    log = (run_dir / "log.jsonl").open("a") if dist_info.is_main else None
+    run_log = RunLog(cfg, run_dir, start) if dist_info.is_main else None
+    every = log_interval(cfg)
     last = existing[-1] if existing else run_dir
     tic, seen = time.perf_counter(), 0
     for step in bar:
@@ -221,13 +211,12 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         seen += opt_cfg.batch_size
         done = step + 1
 
-        if done % cfg.log_every == 0 or done == end:
+        if done % every == 0 or done == end:
             rate, step_loss = seen / (time.perf_counter() - tic), float(total)
             bar.set_postfix(loss=f"{step_loss:.4f}", samples_s=f"{rate:.0f}")
-            if log:
-                log.write(json.dumps({"step": done, "loss": step_loss, "grad_norm": float(grad_norm),
-                                      "lr": schedule.get_last_lr()[0], "samples_per_s": rate}) + "\n")
-                log.flush()
+            if run_log:
+                run_log.write({"step": done, "loss": step_loss, "grad_norm": float(grad_norm),
+                               "lr": float(schedule.get_last_lr()[0]), "samples_per_s": rate})
         if dist_info.is_main and (done % cfg.checkpoint_every == 0 or done == end):
             last = save_checkpoint(
                 run_dir, done, train=trainable.state_dict(), ema=ema.state_dict(),
@@ -236,8 +225,8 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
             )
             if on_checkpoint:
                 on_checkpoint(last)
-    if log:
-        log.close()
+    if run_log:
+        run_log.close()
     if dist_info.world > 1:
         torch.distributed.barrier()
     return last if dist_info.is_main else run_dir

@@ -16,7 +16,7 @@ import torch
 from harness.store import Store
 from miro.checkpoint import checkpoint_dirs, save_checkpoint
 from miro.files import atomic_path, remove_leftovers, write_json_atomic
-from miro.train import trim_log
+from miro.run_log import trim_log
 
 
 def dead_pid() -> int:
