@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def train_command(args: argparse.Namespace) -> None:
     check_time(cfg, default_device(init_distributed()), args.force)
     check_latent_shape(cfg)
     dataset = build_training_set(cfg, Path(args.data_root))
-    last = train(cfg, dataset, Path(args.out))
+    if hasattr(dataset, "summary"):
+        print(f"training data: {dataset.summary()}", file=sys.stderr)  # what was left out, and why
+    last = train(cfg, dataset, Path(args.out), workers=args.workers)
     print(last)
 
 
@@ -104,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--weights", default="", help="weights file (TOML) naming the T5 and VAE folders (default $MIRO_WEIGHTS)")
     t.add_argument("--force", action="store_true", help="start even if the estimated time on this device is absurd")
+    t.add_argument("--workers", type=number(int, 0), default=None,
+                   help="data-loading processes per rank (default: none for in-memory data, else one per core beside the "
+                        "rank's own, at most 8); does not change what is trained")
     t.set_defaults(run=train_command)
     s = sub.add_parser("sample", help="sample a grid of images from a checkpoint (or a run's last one)")
     s.add_argument("checkpoint")

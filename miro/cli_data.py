@@ -116,7 +116,7 @@ def annotate_command(args: argparse.Namespace) -> None:
         except MiroError as err:
             raise MiroError(f"scorer {name}: {err} (options: --scorer-option {name}.KEY=VALUE or [scorers.{name}] in the weights file)") from None
     annotate(data_source(args), scorers, shard_file(out, index, count), shard_index=index, shard_count=count,
-             batch_size=args.batch_size)  # prints its one-line report
+             batch_size=args.batch_size, max_failed=args.max_failed, workers=args.workers)  # prints its one-line report
     try:
         assembled = assemble(out, count)
     except MiroError as waiting:
@@ -147,6 +147,7 @@ def precompute_command(args: argparse.Namespace) -> None:
     options = PrecomputeOptions(
         vae_path=vae, text_path=t5,
         resolution=args.resolution, max_tokens=args.max_tokens, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        max_failed=args.max_failed, workers=args.workers,
     )
     precompute(data_source(args), args.out, options, shard_index=index, shard_count=count)
 
@@ -184,6 +185,10 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="", help=f"weights file (TOML; default ${weights_file.ENV})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--workers", type=number(int, 0), default=None,
+                   help="image decoding processes (default: one per core beside this one, at most 8; 0: decode here)")
+    p.add_argument("--max-failed", type=number(float, 0.0, 1.0), default=0.01, metavar="FRACTION",
+                   help="fail once the shard is written if more than this fraction of its samples could not be used (default 0.01)")
 
 
 def add_commands(sub: Any) -> None:

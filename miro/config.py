@@ -274,8 +274,10 @@ class DataConfig:
         _positive("data", "num_samples", self.num_samples)
         if self.source != "shapes" and not self.path:
             raise MiroError(f'data.path is empty; set it to the {self.source} location for data.source = "{self.source}"')
-        if self.source == "shapes" and self.features:
-            raise MiroError('data.features is set but data.source = "shapes" renders its images in memory; clear data.features or train on a folder / webdataset')
+        for name in ("features", "annotations", "bin_edges"):
+            if self.source == "shapes" and getattr(self, name):
+                raise MiroError(f'data.{name} is set but data.source = "shapes" renders and annotates its own images; clear '
+                                f'data.{name} or train on a folder / webdataset (data.source, data.path)')
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ Under torch DDP (several processes) each rank trains on its own shard of every b
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +24,8 @@ from tqdm import tqdm
 from miro.checkpoint import checkpoint_dirs, load_checkpoint, load_strict, save_checkpoint
 from miro.compilation import compile_network
 from miro.config import RunConfig, to_dict
-from miro.data.precompute import StoredText
+from miro.data.feature_store import StoredText
+from miro.data.loader import Batch, TrainingBatches, training_batches
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
 from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
@@ -48,29 +48,6 @@ class TrainingSet(Protocol):
 # --------------------------------------------------------------------------------------------------
 # helpers, each one idea
 # --------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=2)
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of one epoch, drawn once per epoch rather than once per batch."""
-    return torch.randperm(n, generator=generator_for("epoch", seed, epoch))
-
-
-def batch_indices(position: int, size: int, n: int, seed: int) -> list[int]:
-    """Items `position .. position + size - 1` of an endless stream of seeded per-epoch permutations."""
-    out: list[int] = []
-    while len(out) < size:
-        epoch, offset = divmod(position + len(out), n)
-        out.extend(epoch_permutation(n, seed, epoch)[offset: offset + size - len(out)].tolist())
-    return out
-
-
-def collate(items: Sequence[dict[str, Any]], rewards: int) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-    images = torch.stack([torch.as_tensor(it["image"], dtype=torch.float32) for it in items])
-    captions = [str(it["caption"]) for it in items]
-    scores = torch.stack([torch.as_tensor(it["rewards"], dtype=torch.float32)[:rewards] for it in items]) \
-        if rewards else torch.zeros(len(items), 0)
-    return images, captions, scores
-
-
 FlowData = Callable[[torch.Tensor, "torch.Tensor | None", torch.Generator], torch.Tensor]
 
 
@@ -82,9 +59,12 @@ def data_encoders(cfg: RunConfig, dataset: TrainingSet, device: torch.device) ->
     kinds = getattr(features, "kinds", [])
     text_encoder = features.stored_text() if "text" in kinds else build_text_encoder(cfg.text, device)  # type: ignore[union-attr]
     if "text" in kinds and text_encoder.max_tokens != cfg.text.max_tokens:
-        raise MiroError(f"text.max_tokens = {cfg.text.max_tokens} but the precomputed captions have {text_encoder.max_tokens} tokens; set text.max_tokens={text_encoder.max_tokens} or precompute again")
+        raise MiroError(f"text.max_tokens = {cfg.text.max_tokens} but the precomputed captions were encoded at {text_encoder.max_tokens} tokens; set text.max_tokens={text_encoder.max_tokens} or precompute again")
+    if "text" in kinds and cfg.rewards.scheme == "prompt":
+        raise MiroError('rewards.scheme = "prompt" writes the rewards into each caption, which stored T5 features cannot encode; '
+                        "precompute without a T5 (latents only) or choose another scheme")
     if "latent" in kinds:
-        shape = tuple(dataset[0]["image"].shape)
+        shape = tuple(dataset[0]["image"].shape)  # (C, h, w) of the stored posterior mean
         expected = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
         if shape != expected:
             raise MiroError(f"precomputed latents are {shape} but model.channels, image_size give {expected}; set model.channels={shape[0]} model.image_size={shape[1]} or precompute at the right resolution")
@@ -97,18 +77,15 @@ def data_encoders(cfg: RunConfig, dataset: TrainingSet, device: torch.device) ->
     return text_encoder, lambda images, _std, generator: space.encode(images, generator)
 
 
-def posterior_std(items: Sequence[dict[str, Any]], device: torch.device) -> torch.Tensor | None:
+def posterior_std(batch: Batch, device: torch.device) -> torch.Tensor | None:
     """The batch's stored posterior std (precomputed latents), to draw posterior samples from; else None."""
-    if "latent_std" not in items[0]:
-        return None
-    return torch.stack([torch.as_tensor(it["latent_std"], dtype=torch.float32) for it in items]).to(device)
+    return None if batch.latent_std is None else batch.latent_std.to(device, non_blocking=True).float()
 
 
-def held_text(text_encoder: TextEncoder, items: Sequence[dict[str, Any]]) -> None:
-    """Hand a batch's stored caption embeddings to the stored-text encoder (no-op for a live encoder)."""
+def held_text(text_encoder: TextEncoder, batch: Batch) -> None:
+    """Hand a batch's stored caption features to the stored-text encoder (no-op for a live encoder)."""
     if isinstance(text_encoder, StoredText):
-        text_encoder.hold([str(it["caption"]) for it in items], torch.stack([torch.as_tensor(it["text_embedding"]) for it in items]),
-                          torch.stack([torch.as_tensor(it["text_mask"]) for it in items]))
+        text_encoder.hold(batch.captions, batch.text, batch.text_mask)  # type: ignore[arg-type]
 
 
 def autocast(precision: str, device: torch.device) -> Any:
@@ -134,10 +111,11 @@ def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------------
 def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at: int | None = None,
           progress: bool = True, device: torch.device | None = None,
-          on_checkpoint: Callable[[Path], None] | None = None) -> Path:
+          on_checkpoint: Callable[[Path], None] | None = None, workers: int | None = None) -> Path:
     """Train (or resume) `cfg` on `dataset` in `run_dir` up to `stop_at` (default: optim.steps) steps.
 
-    Returns the folder of the last checkpoint.
+    `workers`: data-loading processes (None: miro.data.loader.default_workers); what is trained does not depend
+    on it. Returns the folder of the last checkpoint.
     """
     run_dir = Path(run_dir)
     dist_info: DistInfo = init_distributed()
@@ -185,20 +163,23 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     run_log = RunLog(cfg, run_dir, start) if dist_info.is_main else None
     every = log_interval(cfg)
     last = existing[-1] if existing else run_dir
-    tic, seen = time.perf_counter(), 0
+    order = TrainingBatches(start, end, opt_cfg.grad_accum, dist_info.world, dist_info.rank, micro, len(dataset), cfg.seed)
+    batches = training_batches(dataset, order, n_rewards, cfg.text.max_tokens, workers, pin_memory=device.type == "cuda")
+    tic, seen, waited = time.perf_counter(), 0, 0.0
     for step in bar:
         trainable.train()
         total = torch.zeros((), device=device)  # the step's loss, kept on the device: read only when logged
         for m in range(opt_cfg.grad_accum):
-            position = ((step * opt_cfg.grad_accum + m) * dist_info.world + dist_info.rank) * micro
-            items = [dataset[i] for i in batch_indices(position, micro, len(dataset), cfg.seed)]
-            images, captions, rewards = collate(items, n_rewards)
-            held_text(text_encoder, items)
+            wait_from = time.perf_counter()
+            batch = next(batches)  # the micro-batch at this rank's position (miro.data.loader.TrainingBatches)
+            waited += time.perf_counter() - wait_from
+            held_text(text_encoder, batch)
             generator = generator_for("train", cfg.seed, step, m, dist_info.rank)
             sync = nullcontext() if m == opt_cfg.grad_accum - 1 or dist_info.world == 1 else net.no_sync()  # type: ignore[operator]
             with sync, autocast(opt_cfg.precision, device):
-                x = to_flow_data(images.to(device), posterior_std(items, device), generator)  # (B, C, H, W) data the flow runs on
-                loss = flow_matching_loss(net, logvar, x, captions, rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
+                images = batch.images.to(device, non_blocking=True).float()
+                x = to_flow_data(images, posterior_std(batch, device), generator)  # (B, C, H, W) data the flow runs on
+                loss = flow_matching_loss(net, logvar, x, batch.captions, batch.rewards, text_encoder, cfg.rewards, cfg.objective, generator)  # type: ignore[arg-type]
             scaler.scale(loss / opt_cfg.grad_accum).backward()
             total += loss.detach() / opt_cfg.grad_accum
         scaler.unscale_(optimizer)
@@ -212,11 +193,13 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
         done = step + 1
 
         if done % every == 0 or done == end:
-            rate, step_loss = seen / (time.perf_counter() - tic), float(total)
-            bar.set_postfix(loss=f"{step_loss:.4f}", samples_s=f"{rate:.0f}")
+            elapsed, step_loss = time.perf_counter() - tic, float(total)
+            rate, data_wait = seen / elapsed, waited / elapsed  # data_wait: the share of time spent waiting for batches
+            bar.set_postfix(loss=f"{step_loss:.4f}", samples_s=f"{rate:.0f}", data_wait=f"{data_wait:.0%}")
             if run_log:
                 run_log.write({"step": done, "loss": step_loss, "grad_norm": float(grad_norm),
-                               "lr": float(schedule.get_last_lr()[0]), "samples_per_s": rate})
+                               "lr": float(schedule.get_last_lr()[0]), "samples_per_s": rate, "data_wait": data_wait})
+            tic, seen, waited = time.perf_counter(), 0, 0.0
         if dist_info.is_main and (done % cfg.checkpoint_every == 0 or done == end):
             last = save_checkpoint(
                 run_dir, done, train=trainable.state_dict(), ema=ema.state_dict(),

@@ -89,7 +89,10 @@ def test_corrupt_images_nan_scores_and_scorer_errors_become_rows(tmp_path):
             raise RuntimeError("cannot score caption 7")
         return torch.tensor([float("nan") if p == "caption 5" else 1.0 for p in prompts])
 
-    report = annotate(folder, [brightness(), FakeScorer("picky", picky)], tmp_path / "a.parquet", batch_size=4, progress=False)
+    report = annotate(folder, [brightness(), FakeScorer("picky", picky)], tmp_path / "a.parquet", batch_size=4, progress=False,
+                      max_failed=0.3)
+    assert report.total == 10 and sorted(report.unusable) == [3, 5, 7] and "unreadable image" in report.unusable[3]
+    assert "3 of 10 samples without a usable score: sample 3: bright: unreadable image" in report.line()
     table = read_annotation(tmp_path / "a.parquet").set_index("sample_id")
     assert len(table) == 10  # nothing dropped
     assert table.loc[3, "bright__status"] == "failed" and "unreadable image" in table.loc[3, "bright__error"]
@@ -185,10 +188,12 @@ def test_retry_failed_rescoring(tmp_path):
     def broken(images, prompts):
         raise OSError("GPU fell off")
 
-    annotate(Gray(6), [FakeScorer("bright", broken)], out, progress=False)
+    with pytest.raises(MiroError, match=r"6 of 6 samples \(100.0%\) have no usable score.*the scores are kept"):
+        annotate(Gray(6), [FakeScorer("bright", broken)], out, progress=False)
     assert (pd.read_parquet(out)["bright__status"] == "failed").all()
     fixed = brightness()
-    annotate(Gray(6), [fixed], out, progress=False)
+    with pytest.raises(MiroError, match="6 of 6 samples"):  # a rerun that rescored nothing still refuses the shard
+        annotate(Gray(6), [fixed], out, progress=False)
     assert fixed.seen == []  # failed pairs count as done unless asked
     annotate(Gray(6), [fixed], out, progress=False, retry_failed=True)
     table = pd.read_parquet(out)

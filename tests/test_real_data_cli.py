@@ -11,10 +11,11 @@ from tiny_real_weights import save_tiny_t5, save_tiny_vae, write_image_folder
 from core_fixtures import refusal
 from miro.__main__ import main
 from miro.data.annotate import annotate, read_annotation
-from miro.data.precompute import Features, PrecomputeOptions, latent_statistics, precompute
+from miro.data.feature_store import LATENT_STATS, FeatureStore
+from miro.data.precompute import PrecomputeOptions, precompute
 from miro.data.shapes import ShapesDataset, ShapesWorldConfig
 from miro.data.sources import DatasetSource
-from miro.data.training_set import RewardTrainingSet, fit_bins
+from miro.data.training_set import FeatureTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.binning import BinEdges, BinningOptions, bins_beside
@@ -157,9 +158,12 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
     options = PrecomputeOptions(vae_path=str(tmp_path / "vae"), text_path=str(tmp_path / "t5"), resolution=32, max_tokens=8)
     for shard in range(2):
         precompute(data, tmp_path / "features", options, shard_index=shard, shard_count=2, progress=False)
-    stats = latent_statistics(tmp_path / "features")
+    stats = json.loads((tmp_path / "features" / LATENT_STATS).read_text())  # kept while writing, summed over the shards
     assert len(stats["mean"]) == len(stats["std"]) == 4 and stats["count"] == 6 * 16 * 16 and stats["shards"] == 2
-    assert json.loads((tmp_path / "features" / "latent_stats.json").read_text()) == stats
+    store = FeatureStore(tmp_path / "features")
+    means = torch.stack([store.read(row).latent[0].double() for row in range(len(store))])  # (N, C, h, w)
+    torch.testing.assert_close(torch.tensor(stats["mean"], dtype=torch.float64), means.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(torch.tensor(stats["std"], dtype=torch.float64), means.transpose(0, 1).reshape(4, -1).std(dim=1, correction=0))
     annotate(data, [Brightness("bright")], tmp_path / "ann.parquet", progress=False)
     base = preset("smoke")
     cfg = replace(base, data=DataConfig(source="folder", path=str(data), annotations=str(tmp_path / "ann.parquet"),
@@ -169,13 +173,13 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
                   latents=LatentConfig(space="vae", vae_path=str(tmp_path / "gone-vae")),
                   model=replace(base.model, image_size=16, channels=4, patch_size=4),
                   optim=replace(base.optim, steps=2, batch_size=4), checkpoint_every=2)
-    dataset = RewardTrainingSet(data, tmp_path / "ann.parquet", fit_bins(tmp_path / "ann.parquet", ["bright"], BinningOptions(bins=4)),
-                                ["bright"], features=Features(tmp_path / "features"))
+    dataset = FeatureTrainingSet(store, tmp_path / "ann.parquet", fit_bins(tmp_path / "ann.parquet", ["bright"], BinningOptions(bins=4)),
+                                 ["bright"])
     assert train(cfg, dataset, tmp_path / "run", progress=False).name == "step-0000002"
     wrong = replace(cfg, model=replace(cfg.model, image_size=8, patch_size=4))
     with pytest.raises(MiroError, match=r"precomputed latents are \(4, 16, 16\) but .* set model.channels=4 model.image_size=16"):
         train(wrong, dataset, tmp_path / "run2", progress=False)
-    assert torch.is_tensor(Features(tmp_path / "features").stored_text().null[0])
+    assert store.stored_text().null[0].shape == (1, 8, 16)  # the null caption, padded to max_tokens
 
 
 def test_a_checkpoint_trained_elsewhere_finds_its_encoders_through_the_weights_file(tmp_path):

@@ -85,9 +85,10 @@ def test_data_to_evaluated_checkpoint(workspace):
     assert len(table) == 12 and all((table[f"{s}__status"] == "ok").all() for s in SCORERS)
     assert "pickscore (8 bins)" in run("-m", "miro", "bins", ann, "--rewards", ",".join(SCORERS), "--bins", "8").stdout
 
-    run("-m", "miro", "precompute", "--source", "folder", "--path", data, "--weights", w, "--out", feats,
-        "--resolution", "32", "--max-tokens", "8")
-    assert (workspace / "features" / "latent-stats-00000-of-00001.json").is_file()
+    encoded = run("-m", "miro", "precompute", "--source", "folder", "--path", data, "--weights", w, "--out", feats,
+                  "--resolution", "32", "--max-tokens", "8")
+    assert "the shard holds 12, failed 0" in encoded.stderr
+    assert (workspace / "features" / "store.json").is_file() and (workspace / "features" / "latent_stats.json").is_file()
 
     sets = [f"--set={s}" for s in [
         "data.source=folder", f"data.path={data}", f"data.annotations={ann}", f"data.features={feats}",

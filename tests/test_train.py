@@ -12,9 +12,10 @@ from safetensors.torch import load_file
 from core_fixtures import ToyDataset, tiny_config
 from miro.checkpoint import checkpoint_dirs, load_checkpoint
 from miro.config import ObjectiveConfig
+from miro.data.loader import batch_indices
 from miro.errors import MiroError
 from miro.optim import lr_factor
-from miro.train import batch_indices, train
+from miro.train import train
 
 
 def losses(run_dir):

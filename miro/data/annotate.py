@@ -16,8 +16,14 @@ batch. Running the same command again reads <out> and its parts, skips the pairs
 failed pair too, unless retry_failed) and scores only the rest. When rows for one pair meet (resume,
 retry, merge), "ok" beats "nan" beats "failed", and otherwise the newest wins.
 
-Sharding: sample s belongs to shard s.sample_id % shard_count; one process writes one file (give each
-SLURM array task its own file) and `merge_annotations` joins the shard files.
+Sharding: webdataset tar i belongs to shard i % shard_count (a task streams its own tars, never indexing the
+others); for folders and map-style datasets sample s belongs to shard s.sample_id % shard_count. One process
+writes one file (give each SLURM array task its own file) and `merge_annotations` joins the shard files.
+Images are decoded in DataLoader worker processes (miro.data.decode) while the scorers run in this one.
+
+No sample is lost in silence: the summary line counts the samples without a usable score (unreadable, a
+scorer error, NaN) and names the first few; past `max_failed` of the shard's samples the call fails once
+the shard is written (its scores are kept), so a broken shard cannot slip into training.
 Scores from different scorer fingerprints never meet in one file: resuming onto a file annotated with
 another fingerprint for the same scorer is refused.
 """
@@ -41,7 +47,8 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from miro.data.sources import ItemError, Source, SourceItem, as_source
+from miro.data.decode import Decoded, task_batches
+from miro.data.sources import Source, SourceItem, SourceProblem, as_source, task_items
 from miro.errors import MiroError
 from miro.files import atomic_path, remove_leftovers
 from miro.rewards.base import Scorer, ScorerInfo
@@ -53,6 +60,7 @@ STATUS_RANK = {"ok": 0, "nan": 1, "failed": 2, "missing": 3}  # lower wins when 
 LONG_COLUMNS = ("sample_id", "caption", "scorer", "score", "status", "error")
 _PART_COUNTER = count()
 COMPACT_EVERY = 64  # parts of one run joined into one
+SHOWN_FAILURES = 3  # samples named in the summary line
 
 
 # ---- parquet plumbing shared with precompute.py ---------------------------------------------------------
@@ -149,7 +157,7 @@ def _read_long(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 # ---- fingerprints and reading ----------------------------------------------------------------------------
 
-def _info_record(info: ScorerInfo) -> dict[str, Any]:
+def info_record(info: ScorerInfo) -> dict[str, Any]:
     return {"fingerprint": info.fingerprint(), "version": info.version, "higher_is_better": info.higher_is_better,
             "score_range": list(info.score_range), "details": dict(info.details)}
 
@@ -220,6 +228,8 @@ class AnnotationReport:
     nan: Counter = field(default_factory=Counter)  # scorer -> new NaN scores
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    total: int = 0  # samples the shard's file holds (all runs)
+    unusable: dict[int, str] = field(default_factory=dict)  # the shard's samples without a usable score for every scorer, why
 
     @property
     def samples_per_second(self) -> float:
@@ -227,8 +237,11 @@ class AnnotationReport:
 
     def line(self) -> str:
         flags = ", ".join(f"{n}: {self.failed[n]} failed {self.nan[n]} NaN" for n in sorted(set(self.failed) | set(self.nan)))
+        named = "; ".join(f"sample {sid}: {why}" for sid, why in list(self.unusable.items())[:SHOWN_FAILURES])
         return (f"annotated {self.samples} samples ({self.skipped} already done) -> {self.path} in {self.seconds:.1f} s "
-                f"({self.samples_per_second:.0f} samples/s){'; ' + flags if flags else ''}"
+                f"({self.samples_per_second:.0f} samples/s){'; ' + flags if flags else ''}; "
+                f"{len(self.unusable)} of {self.total} samples without a usable score{': ' + named if named else ''}"
+                f"{' ...' if len(self.unusable) > SHOWN_FAILURES else ''}"
                 f"{'; source problems: ' + '; '.join(self.problems) if self.problems else ''}")
 
 
@@ -246,18 +259,18 @@ def _resolve_scorers(scorers: Sequence[str | Scorer] | str | Scorer) -> dict[str
     return resolved
 
 
-def _row(item: SourceItem, scorer: str, score: float, status: str, error: str) -> dict[str, Any]:
+def _row(item: SourceItem | Decoded, scorer: str, score: float, status: str, error: str) -> dict[str, Any]:
     return {"sample_id": item.sample_id, "caption": item.caption, "scorer": scorer, "score": score, "status": status, "error": error}
 
 
-def _value_row(item: SourceItem, scorer: str, value: float) -> dict[str, Any]:
+def _value_row(item: SourceItem | Decoded, scorer: str, value: float) -> dict[str, Any]:
     """An "ok" row for a finite score; a "nan" row (flagged, counted) for NaN or inf."""
     if np.isfinite(value):
         return _row(item, scorer, value, "ok", "")
     return _row(item, scorer, float("nan"), "nan", f"score is {value}")
 
 
-def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tensor], prepared: dict[Any, Any]) -> list[dict[str, Any]]:
+def _run_scorer(scorer: Scorer, items: list[Decoded], images: list[torch.Tensor], prepared: dict[Any, Any]) -> list[dict[str, Any]]:
     """Score one same-shape group; if the batch raises, score items one by one to isolate the culprit.
 
     `prepared` holds this batch's model inputs by (preprocessing key, samples), so scorers that preprocess
@@ -281,18 +294,18 @@ def _run_scorer(scorer: Scorer, items: list[SourceItem], images: list[torch.Tens
     return [_value_row(it, scorer.name, value) for it, value in zip(items, scores.double().tolist())]
 
 
-def _score_batch(items: list[SourceItem], scorers: Mapping[str, Scorer], done: Mapping[str, set[int]]) -> list[dict[str, Any]]:
+def _score_batch(items: list[Decoded], scorers: Mapping[str, Scorer], done: Mapping[str, set[int]]) -> list[dict[str, Any]]:
     """Rows for every missing (item, scorer) pair; each image is decoded once for every scorer, and an
     unreadable image fails its rows, never the batch."""
     rows, images = [], {}
     for it in items:
-        try:
-            images[it.sample_id] = it.image()
-        except ItemError as err:
-            rows += [_row(it, name, float("nan"), "failed", str(err)) for name in scorers if it.sample_id not in done[name]]
+        if it.error:
+            rows += [_row(it, name, float("nan"), "failed", it.error) for name in scorers if it.sample_id not in done[name]]
+        else:
+            images[it.sample_id] = it.pixels()
     prepared: dict[Any, Any] = {}
     for name, scorer in scorers.items():
-        groups: dict[tuple[int, ...], list[SourceItem]] = {}
+        groups: dict[tuple[int, ...], list[Decoded]] = {}
         for it in items:
             if it.sample_id in images and it.sample_id not in done[name]:
                 groups.setdefault(tuple(images[it.sample_id].shape), []).append(it)
@@ -317,48 +330,55 @@ def annotate(
     progress: bool = True,
     flush_every: int = 1,
     retry_failed: bool = False,
+    max_failed: float = 0.01,
+    workers: int | None = None,
 ) -> AnnotationReport:
     """Score the samples of one shard with every scorer into `out_path`, skipping pairs already there.
 
     `source`: a Source, an image folder, webdataset shards, or a map-style dataset (see sources.as_source).
     `scorers`: registry names or Scorer objects; their columns are named by `scorer.name`.
     `flush_every`: batches between part files (1: a hard kill loses at most the batch being scored).
+    `max_failed`: the fraction of the shard's samples that may lack a usable score before the call fails.
+    `workers`: decoder processes (None: one per core beside this one; none for an in-memory dataset).
     """
     if not 0 <= shard_index < shard_count:
         raise MiroError(f"shard_index = {shard_index} must lie in [0, shard_count = {shard_count})")
     if batch_size < 1 or flush_every < 1:
         raise MiroError(f"batch_size = {batch_size} and flush_every = {flush_every} must be >= 1")
+    if not 0 <= max_failed <= 1:
+        raise MiroError(f"max_failed = {max_failed} must lie in [0, 1] (a fraction of the shard's samples)")
     src: Source = as_source(source)
     scorer_map = _resolve_scorers(scorers)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = PartFiles(out, META_KEY)
     shard = [shard_index, shard_count]
-    current = {name: _info_record(s.info) for name, s in scorer_map.items()}
+    current = {name: info_record(s.info) for name, s in scorer_map.items()}
     long, recorded, metas = _read_all(parts.paths())
     _check_shard(metas, shard, out)
     _merge_scorer_meta([(str(out), recorded), ("this run", current)])
     keep = long["status"].isin(["ok", "nan"] if retry_failed else ["ok", "nan", "failed"])
     done = {name: set(long.loc[keep & (long["scorer"] == name), "sample_id"].astype(int).tolist()) for name in scorer_map}
-    in_shard = [i for i, sid in enumerate(src.sample_ids) if sid % shard_count == shard_index]
-    todo = [i for i in in_shard if any(src.sample_ids[i] not in d for d in done.values())]
-    report = AnnotationReport(out, samples=len(todo), skipped=len(in_shard) - len(todo), problems=list(src.problems))
+    complete = frozenset(set.intersection(*done.values()))  # every scorer done: skipped without decoding
+    report = AnnotationReport(out, skipped=len(complete))
     meta = {"format": FORMAT, "scorers": current, "shard": shard}
     start, pending = time.perf_counter(), 0
     buffer: list[dict[str, Any]] = []
     written: list[Path] = []  # this run's parts since the last compaction
-    bar = tqdm(total=len(todo), unit="img", desc=f"annotate {out.name}", disable=not progress)
+    bar = tqdm(unit="img", desc=f"annotate {out.name}", disable=not progress)
     try:
-        for first in range(0, len(todo), batch_size):
-            chunk = todo[first:first + batch_size]
-            rows = _score_batch([src.item(i) for i in chunk], scorer_map, done)
+        for batch in task_batches(src, shard_index, shard_count, batch_size, skip=complete, workers=workers):
+            report.problems += [b.message for b in batch if isinstance(b, SourceProblem)]
+            items = [b for b in batch if isinstance(b, Decoded)]
+            rows = _score_batch(items, scorer_map, done)
             buffer += rows
+            report.samples += len(items)
             report.scored += len(rows)
             for row in rows:
                 if row["status"] != "ok":
                     (report.failed if row["status"] == "failed" else report.nan)[row["scorer"]] += 1
             pending += 1
-            bar.update(len(chunk))
+            bar.update(len(items))
             bar.set_postfix(failed=sum(report.failed.values()), nan=sum(report.nan.values()))
             if pending >= flush_every:
                 written.append(parts.write(pa.Table.from_pylist(buffer), meta))
@@ -375,9 +395,25 @@ def annotate(
         table = pa.Table.from_pandas(_long_to_wide(long, sorted(scorers_all)), preserve_index=False)
         parts.replace_all(table, {"format": FORMAT, "scorers": scorers_all, "shard": shard})
     report.seconds = time.perf_counter() - start
+    report.total, report.unusable = int(long["sample_id"].nunique()), _unusable(long)
     if progress:
         tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
+    if len(report.unusable) > max_failed * report.total:
+        first = "; ".join(f"sample {sid}: {why}" for sid, why in list(report.unusable.items())[:SHOWN_FAILURES])
+        raise MiroError(f"annotation shard {shard_index}/{shard_count} ({out}): {len(report.unusable)} of {report.total} samples "
+                        f"({len(report.unusable) / report.total:.1%}) have no usable score, more than the allowed {max_failed:.1%} "
+                        f"(first: {first}); the scores are kept: fix or remove those samples and rerun, or allow more with --max-failed")
+    if report.total == 0:
+        raise MiroError(f"annotation shard {shard_index}/{shard_count} ({out}) found no samples"
+                        f"{': ' + '; '.join(report.problems) if report.problems else ''}; check the source and the shard count")
     return report
+
+
+def _unusable(long: pd.DataFrame) -> dict[int, str]:
+    """Samples with a score that is not ok (failed or NaN) for some scorer, and the first reason, by sample id."""
+    bad = long[long["status"] != "ok"].drop_duplicates("sample_id")
+    return {int(sid): f"{scorer}: {error or status}" for sid, scorer, status, error
+            in zip(bad["sample_id"], bad["scorer"], bad["status"], bad["error"])}
 
 
 def merge_annotations(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> Path:
@@ -409,9 +445,9 @@ def import_scores(source: Any, keys: Sequence[str], out_path: str | os.PathLike)
     Each key becomes a scorer column with fingerprint ScorerInfo(key, "sample-json"); a sample without
     the key (or unreadable) is "failed", a non-finite value "nan".
     """
-    src: Source = as_source(source)
-    rows = [_json_row(src.item(index), key) for index in range(len(src)) for key in keys]
-    scorers = {key: _info_record(ScorerInfo(key, "sample-json")) for key in keys}
+    items = [item for item in task_items(source, 0, 1) if isinstance(item, SourceItem)]  # streamed: no index of the tars
+    rows = [_json_row(item, key) for item in items for key in keys]
+    scorers = {key: info_record(ScorerInfo(key, "sample-json")) for key in keys}
     long = _resolve(pd.DataFrame(rows, columns=list(LONG_COLUMNS)))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

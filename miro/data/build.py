@@ -28,9 +28,10 @@ from tqdm.auto import tqdm
 
 from miro.config import DataConfig, RunConfig, to_dict
 from miro.data.annotate import annotate, merge_annotations
+from miro.data.feature_store import FeatureStore
 from miro.data.shapes import ShapesDataset, ShapesSample, ShapesWorldConfig
 from miro.data.sources import DatasetSource, ImageFolderSource, WebDatasetSource
-from miro.data.training_set import RewardTrainingSet, fit_bins
+from miro.data.training_set import FeatureTrainingSet, RewardTrainingSet, fit_bins
 from miro.errors import MiroError, did_you_mean
 from miro.files import atomic_path, read_checked
 from miro.manifest import write_json_atomic
@@ -164,8 +165,9 @@ def load_rendered(folder: Path) -> RenderedImages:
     return RenderedImages(images, read_checked(folder / "captions.json", lambda p: json.loads(p.read_text()), fix))
 
 
-def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -> InMemoryTrainingSet | RewardTrainingSet:
-    """The training set of a run; the shapes world is prepared under `data_root` on first use."""
+def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -> InMemoryTrainingSet | RewardTrainingSet | FeatureTrainingSet:
+    """The training set of a run; the shapes world is prepared under `data_root` on first use. Precomputed latents
+    are read from their feature store alone (O(1) to open at any size); otherwise images come from the source."""
     data = cfg.data
     if data.source == "shapes":
         folder = prepare_shapes(data, data_root, progress)
@@ -178,7 +180,9 @@ def build_training_set(cfg: RunConfig, data_root: Path, progress: bool = True) -
     if not data.annotations:
         raise MiroError(f'data.annotations is empty; annotate {data.path} first (python -m miro annotate --out FOLDER) and set data.annotations to FOLDER')
     annotation = Path(data.annotations) / "annotations.parquet" if Path(data.annotations).is_dir() else Path(data.annotations)
-    source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
     bins = BinEdges.load(data.bin_edges) if data.bin_edges else fit_bins(annotation, cfg.rewards.names, BinningOptions(bins=cfg.rewards.bins))
-    return RewardTrainingSet(source, annotation, bins, cfg.rewards.names, resolution=data.resolution,
-                             features=data.features or None)
+    store = FeatureStore(data.features) if data.features else None
+    if store is not None and store.layout.latent_shape:
+        return FeatureTrainingSet(store, annotation, bins, cfg.rewards.names)
+    source = ImageFolderSource(data.path) if data.source == "folder" else WebDatasetSource(data.path)
+    return RewardTrainingSet(source, annotation, bins, cfg.rewards.names, resolution=data.resolution, features=store)

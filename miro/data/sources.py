@@ -1,7 +1,10 @@
 """Where images and captions come from: folders, webdataset shards, or any map-style dataset.
 
-Every source is random access (`len`, `sample_ids`, `item(index)`) so annotation can skip what is done
-or belongs to another shard without decoding it, and the training set can shuffle freely.
+A source is read two ways. Annotation and precompute read one task's samples in order (`task_items`):
+webdataset shards stream tar by tar (webdataset's own reader, no index), so a task of a 12M-sample dataset opens
+only its own tars; folders and map-style datasets take the samples whose id falls in the task. The training set
+reads by index (`len`, `sample_ids`, `item(index)`), which for tar shards indexes every member's offset on first
+use: that path is for training on raw images (small data); at scale training reads precomputed features.
 
 One sample is a group of files sharing a key, the layout img2dataset writes and the paper's preprocessing
 uses, in a tar shard or unpacked in a folder:
@@ -15,7 +18,8 @@ hash of the key; two keys with one id are refused.
 
 A sample that cannot be read (missing caption or image, corrupt JSON/npy/image, truncated tar member) is
 returned as a failed item whose `error` says why; reading it never raises past the item. Problems that
-hide whole samples (a truncated tar) are listed in `source.problems`.
+hide whole samples (a truncated tar) are listed in `source.problems` (random access) or yielded as a
+`SourceProblem` (task streams).
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
-from webdataset.tariterators import base_plus_ext
+from webdataset.tariterators import base_plus_ext, tarfile_samples
 
 from miro.errors import MiroError
 
@@ -54,6 +59,7 @@ class SourceItem:
     loader: Callable[[], torch.Tensor] | None = None  # -> float (3, H, W) in [0, 1]
     fields: Mapping[str, Any] = field(default_factory=dict)
     error: str = ""
+    encoded: Callable[[], bytes] | None = None  # the image file's bytes, where the item comes from a file
 
     def image(self) -> torch.Tensor:
         """Float (3, H, W) in [0, 1]; raises ItemError with the reason when the sample is unreadable."""
@@ -67,8 +73,15 @@ class SourceItem:
             raise ItemError(f"unreadable image: {type(err).__name__}: {err}") from None
 
 
+@dataclass(frozen=True)
+class SourceProblem:
+    """Something that hides whole samples from a task's stream (a truncated or unreadable tar)."""
+
+    message: str
+
+
 class Source(Protocol):
-    """What annotation, precomputation and the training set need from a dataset."""
+    """What the training set needs from a dataset: random access by index (see `task_items` for tasks)."""
 
     @property
     def sample_ids(self) -> Sequence[int]: ...
@@ -89,12 +102,23 @@ def sample_id_for(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def decode_image(data: bytes) -> torch.Tensor:
-    """Bytes of any PIL format -> float (3, H, W) in [0, 1]; grey and RGBA become RGB."""
+def decode_image(data: bytes, at_least: int | None = None) -> torch.Tensor:
+    """Bytes of any PIL format -> uint8 (3, H, W); grey and RGBA become RGB.
+
+    `at_least`: the image will be fitted to this size afterwards, so a JPEG may be decoded at a reduced scale
+    whose shorter side is still >= it (PIL's draft: the decoder skips the detail, 2-3x faster for photos).
+    """
     with Image.open(io.BytesIO(data)) as img:
+        if at_least and img.format == "JPEG":
+            img.draft("RGB", (at_least, at_least))
         img.load()  # decode now so a truncated file fails here, not later
         rgb = img.convert("RGB")
-    return TF.pil_to_tensor(rgb).float().div_(255)
+    return TF.pil_to_tensor(rgb)
+
+
+def unit_range(image: torch.Tensor) -> torch.Tensor:
+    """uint8 (3, H, W) -> float in [0, 1]."""
+    return image.float().div_(255)
 
 
 def fit_to(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -137,7 +161,12 @@ def _assemble(sample_id: int, key: str, members: Mapping[str, Callable[[], bytes
         reason = str(err) if isinstance(err, ItemError) else f"{key}: {type(err).__name__}: {err}"
         return SourceItem(sample_id, caption or "", fields=fields, error=reason)
     read_image = members[image_ext]
-    return SourceItem(sample_id, caption, lambda: decode_image(read_image()), fields)
+    return SourceItem(sample_id, caption, lambda: unit_range(decode_image(read_image())), fields, encoded=read_image)
+
+
+def _returns(data: bytes) -> Callable[[], bytes]:
+    """A member reader for bytes already read (a streamed tar)."""
+    return lambda: data
 
 
 def _index_ids(keys: Sequence[str], where: str) -> list[int]:
@@ -203,9 +232,10 @@ def shard_paths(urls: str | os.PathLike | Iterable[str | os.PathLike]) -> list[P
 
 
 class WebDatasetSource:
-    """Uncompressed webdataset tar shards, read by member offset for random access.
+    """Uncompressed webdataset tar shards.
 
-    Opening a shard walks its tar headers once (no data is read); each item then reads only its own
+    A task streams its own tars (`stream`: webdataset's tar reader, nothing indexed). Random access (`item`,
+    `sample_ids`) walks every tar's headers once, on first use (no data is read), then reads only an item's own
     members. A truncated shard keeps the members that are complete and notes the rest in `problems`.
     Compressed shards (.tar.gz) cannot be read at an offset and are refused.
     """
@@ -214,19 +244,51 @@ class WebDatasetSource:
         self.paths = shard_paths(urls)
         if not self.paths:
             raise MiroError(f"no webdataset shards found at {urls}; point to a folder of .tar files or a pattern like data-{{000..009}}.tar")
-        self.problems: list[str] = []
-        groups: dict[str, dict[str, _Member]] = {}
-        for shard, path in enumerate(self.paths):
-            self._index_shard(shard, path, groups)
-        self._keys = [k for k, m in groups.items() if "txt" in m or any(e in m for e in IMAGE_EXTENSIONS)]
-        self._groups = groups
-        self.sample_ids = _index_ids(self._keys, "webdataset shards")
+        for path in self.paths:
+            if not path.is_file():
+                raise MiroError(f"webdataset shard {path} does not exist; check the shard pattern")
+            if path.suffix != ".tar":
+                raise MiroError(f"webdataset shard {path} is not an uncompressed .tar; decompress it (random access needs plain tar)")
 
-    def _index_shard(self, shard: int, path: Path, groups: dict[str, dict[str, _Member]]) -> None:
-        if not path.is_file():
-            raise MiroError(f"webdataset shard {path} does not exist; check the shard pattern")
-        if path.suffix != ".tar":
-            raise MiroError(f"webdataset shard {path} is not an uncompressed .tar; decompress it (random access needs plain tar)")
+    def stream(self, shard: int, count: int, part: int = 0, parts: int = 1) -> Iterator[SourceItem | SourceProblem]:
+        """The samples of tars shard, shard + count, ... (part `part` of `parts` of them), in tar order."""
+        for path in self.paths[shard::count][part::parts]:
+            failure: list[BaseException] = []
+            members = 0
+
+            def stop(error: BaseException, failure: list[BaseException] = failure) -> bool:
+                failure.append(error)
+                return False  # a tar stream cannot go on after an error: keep what was complete
+
+            for sample in tarfile_samples([{"url": str(path)}], handler=stop):
+                key = sample["__key__"]
+                data = {ext: bytes(value) for ext, value in sample.items() if not ext.startswith("__")}
+                members += len(data)
+                yield _assemble(sample_id_for(key), key, {ext: _returns(value) for ext, value in data.items()})
+            if failure:
+                yield SourceProblem(f"{path}: unreadable after {members} members ({type(failure[0]).__name__}: {failure[0]})")
+
+    def estimated_len(self) -> int:
+        """The number of samples, without reading every tar: the sum of img2dataset's per-tar `<tar>_stats.json`
+        "successes" when every tar has one (exact), else the first tar's sample count times the number of tars."""
+        stats = [path.with_name(f"{path.stem}_stats.json") for path in self.paths]
+        if all(p.is_file() for p in stats):
+            return sum(int(json.loads(p.read_text()).get("successes", 0)) for p in stats)
+        groups: dict[str, dict[str, _Member]] = {}
+        self._index_shard(0, self.paths[0], groups, [])
+        return len([k for k, m in groups.items() if "txt" in m or any(e in m for e in IMAGE_EXTENSIONS)]) * len(self.paths)
+
+    @cached_property
+    def _index(self) -> tuple[list[str], dict[str, dict[str, _Member]], list[int], list[str]]:
+        groups: dict[str, dict[str, _Member]] = {}
+        problems: list[str] = []
+        for shard, path in enumerate(self.paths):
+            self._index_shard(shard, path, groups, problems)
+        keys = [k for k, m in groups.items() if "txt" in m or any(e in m for e in IMAGE_EXTENSIONS)]
+        return keys, groups, _index_ids(keys, "webdataset shards"), problems
+
+    @staticmethod
+    def _index_shard(shard: int, path: Path, groups: dict[str, dict[str, _Member]], problems: list[str]) -> None:
         file_size = path.stat().st_size
         count = 0
         try:
@@ -240,10 +302,18 @@ class WebDatasetSource:
                     groups.setdefault(key, {})[ext.lower()] = _Member(shard, info.offset_data, info.size)
                     count += 1
         except (tarfile.TarError, OSError) as err:
-            self.problems.append(f"{path}: unreadable after {count} members ({type(err).__name__}: {err})")
+            problems.append(f"{path}: unreadable after {count} members ({type(err).__name__}: {err})")
+
+    @property
+    def sample_ids(self) -> list[int]:
+        return self._index[2]
+
+    @property
+    def problems(self) -> list[str]:
+        return self._index[3]
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._index[0])
 
     def _reader(self, member: _Member) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -256,9 +326,9 @@ class WebDatasetSource:
         return read
 
     def item(self, index: int) -> SourceItem:
-        key = self._keys[index]
-        members = {ext: self._reader(m) for ext, m in self._groups[key].items()}
-        return _assemble(self.sample_ids[index], key, members)
+        keys, groups, ids, _ = self._index
+        members = {ext: self._reader(m) for ext, m in groups[keys[index]].items()}
+        return _assemble(ids[index], keys[index], members)
 
 
 class DatasetSource:
@@ -303,3 +373,20 @@ def as_source(data: Any) -> Source:
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         return DatasetSource(data)
     raise MiroError(f"cannot read a dataset from {type(data).__name__}; pass an image folder, webdataset shards or a map-style dataset")
+
+
+def task_items(source: Any, shard: int, count: int, part: int = 0, parts: int = 1) -> Iterator[SourceItem | SourceProblem]:
+    """The samples of task `shard` of `count` (part `part` of `parts` of them, one per DataLoader worker).
+
+    Tar shards stream whole tars per task (tar i belongs to task i % count); any other source gives the samples
+    whose sample_id % count == shard, in index order.
+    """
+    src = as_source(source)
+    if isinstance(src, WebDatasetSource):
+        yield from src.stream(shard, count, part, parts)
+        return
+    mine = [i for i, sid in enumerate(src.sample_ids) if sid % count == shard]
+    for index in mine[part::parts]:
+        yield src.item(index)
+    if part == 0:
+        yield from (SourceProblem(p) for p in src.problems)
