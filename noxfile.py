@@ -66,14 +66,14 @@ def authors_package(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Ours beside the authors' network, training (batch 128) and sampling (batch 64), one JSON line (tiny on a CPU).
+    """Ours beside the authors' network (training batch 128, sampling batch 64; tiny on a CPU), or the data feed: one JSON line.
 
-    nox -s bench [-- --compile] ; other options: python -m miro.bench --help. Without ../shared/bench
-    (the authors' benchmark script) only ours is timed.
+    nox -s bench [-- --compile] ; nox -s bench -- data [--samples N] ; other options: python -m miro.bench [data] --help.
+    Without ../shared/bench (the authors' benchmark script) only ours is timed.
     """
     install_project(session, "bench")
     args = list(session.posargs)
-    if REFERENCE_SCRIPT.is_file() and "--reference" not in args:
+    if REFERENCE_SCRIPT.is_file() and "--reference" not in args and args[:1] not in (["data"], ["feed"]):
         authors_package(session)
         args += ["--reference", str(REFERENCE_SCRIPT), "--reference-site", str(REFERENCE_SITE)]
     session.run("python", "-m", "miro.bench", *args, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})

@@ -35,11 +35,12 @@ def data_folders(plan: Plan) -> set[tuple[str, str]]:
 
 
 def image_count(data: tuple[str, str]) -> int:
-    """Samples in an image folder or webdataset shards (reads tar headers and file names, never an image)."""
+    """Samples in an image folder (its file names) or webdataset shards (img2dataset's per-tar stats, else the
+    first tar's count times the number of tars: an estimate, as everything here; no image is read)."""
     from miro.data.sources import ImageFolderSource, WebDatasetSource
 
     source, path = data
-    return len((ImageFolderSource(path) if source == "folder" else WebDatasetSource(path)).sample_ids)
+    return len(ImageFolderSource(path)) if source == "folder" else WebDatasetSource(path).estimated_len()
 
 
 def stage_gpu_hours(plan: Plan, table: Mapping[str, Any]) -> dict[str, float | None]:

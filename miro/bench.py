@@ -1,6 +1,8 @@
 """Throughput benchmark: ours against the authors' network, same device, same run, one JSON line.
 
     python -m miro.bench [--compile] [--reference ../shared/bench/official_miro_throughput.py --reference-site .bench_ref]
+    python -m miro.bench data [--samples N]     the data-feed benchmark (miro/bench_data.py)
+    python -m miro.bench feed [--steps N]       the paper preset trained from a synthetic store (miro/bench_feed.py)
 
 Training: samples/s of a flow-matching step (self-conditioning, uncertainty weighting, bf16 autocast on
 CUDA, fused AdamW: the reference's step) at batch 128 and its peak memory. Sampling: images/s of 50 Euler
@@ -139,6 +141,15 @@ def median(runs: Sequence[Numbers]) -> Numbers:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["data"]:  # the data-feed benchmark (miro.bench_data)
+        from miro.bench_data import main as data_main
+
+        return data_main(argv[1:])
+    if argv[:1] == ["feed"]:  # training fed from a store through the real loader (miro.bench_feed)
+        from miro.bench_feed import main as feed_main
+
+        return feed_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compile", action="store_true", help="torch.compile the network on both sides")
     parser.add_argument("--compile-mode", default="default", help="our training compile mode (optim.compile_mode)")
