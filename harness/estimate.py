@@ -6,10 +6,12 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.plan import Plan
 from miro.errors import MiroError
+
+if TYPE_CHECKING:
+    from harness.plan import Plan  # only a type: the sweep's --help reads THROUGHPUTS without the pipeline's imports
 
 THROUGHPUTS = Path(__file__).with_name("throughputs.toml")
 

@@ -23,32 +23,19 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.aggregate import aggregate, check_results
-from harness.checks import validate
-from harness.estimate import THROUGHPUTS, read_throughputs, stage_gpu_hours
-from harness.eta import TimeLeft
-from harness.executors import (
-    SlurmResources,
-    array_chunks,
-    check_units,
-    cluster_max_array_size,
-    job_parameters,
-    make_executor,
-    render_sbatch,
-    retry,
-    submit_units,
-)
-from harness.plan import Plan, plan_study
-from harness.store import Store
-from harness.study_file import builtin_names, load_study
-from harness.tasks import run_dir
-from harness.units import KINDS, PlannedUnit, resolve_function
-from miro.checks import check_run_config
+from harness.estimate import THROUGHPUTS
+from harness.study_file import builtin_names
 from miro.errors import CommandParser, MiroError, number, one_line_errors
-from miro.files import write_json_atomic
 
+if TYPE_CHECKING:
+    from harness.executors import SlurmResources
+    from harness.plan import Plan
+    from harness.store import Store
+    from harness.units import PlannedUnit
+
+# torch and the rest of the pipeline are imported where they are used, so that --help starts at once
 ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
 # the report, named rather than imported: reports/ reads harness/, never the other way round
 REPORT = "reports.build:build_report"
@@ -89,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def resources(args: argparse.Namespace) -> SlurmResources:
+    from harness.executors import SlurmResources
+
     extra = {}
     for item in args.sbatch:
         key, sep, value = item.partition("=")
@@ -103,6 +92,8 @@ def resources(args: argparse.Namespace) -> SlurmResources:
 
 def measured_step_rate(plan: Plan, store: Store) -> float | None:
     """Steps/s of finished training units of this plan (from their logs), to estimate what is left."""
+    from harness.tasks import run_dir
+
     rates = []
     for planned in plan.train:
         log = run_dir(store.work_dir(planned.unit.key)) / "log.jsonl"
@@ -115,6 +106,9 @@ def measured_step_rate(plan: Plan, store: Store) -> float | None:
 
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
+    from harness.estimate import read_throughputs, stage_gpu_hours
+    from harness.executors import array_chunks, cluster_max_array_size, render_sbatch
+
     study = plan.study
     runs = sum(len(study.seeds_of(arm)) for arm in study.arms)
     print(f"study {study.name}: {len(study.arms)} arms, {runs} (arm, seed) runs, evaluated at steps {list(study.eval_steps)} "
@@ -155,6 +149,14 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
 
 def checked(args: argparse.Namespace) -> tuple[Plan, Store]:
     """Check every option, then plan: the same for a run, --dry-run and --status, before any unit runs."""
+    from harness.checks import validate
+    from harness.executors import check_units, job_parameters, make_executor
+    from harness.plan import plan_study
+    from harness.store import Store
+    from harness.study_file import load_study
+    from harness.units import KINDS
+    from miro.checks import check_run_config
+
     chosen = load_study(args.study, {"data": args.data, "weights": args.weights}, args.set)
     validate(chosen)
     slurm = resources(args)
@@ -225,6 +227,10 @@ def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
     The sweep folder is replaced only by a complete result, or when it holds no better one; else the
     result goes to <sweep>.partial/, marked partial in its title line. Stale files never survive a rewrite.
     """
+    from harness.aggregate import aggregate, check_results
+    from harness.units import resolve_function
+    from miro.files import write_json_atomic
+
     check_results(store, [*plan.evaluate, *plan.control])  # before counting: a unit whose results do not read is not finished
     units: list[PlannedUnit] = [planned for _, wave in plan.waves for planned in wave]
     finished, expected = sum(store.state(u.unit.key) == "done" for u in units), len(units)
@@ -246,6 +252,10 @@ def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
 
 
 def run(args: argparse.Namespace) -> Path:
+    from harness.eta import TimeLeft
+    from harness.executors import make_executor, retry, submit_units
+    from harness.units import KINDS
+
     plan, store = checked(args)
     chosen, root = plan.study, Path(args.root)
     if args.dry_run or args.status:

@@ -1,7 +1,10 @@
 """The main job end to end on the smallest sweep, with the local executor: plan, run, resume, report."""
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -64,6 +67,17 @@ def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsy
     assert "train        2 units (2 train): 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
 
 
+def test_help_lists_the_builtin_studies_without_importing_the_pipeline():
+    from ablations.sweeps import SWEEPS
+
+    code = ("import sys\nfrom harness.sweep import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'submitit', 'ablations.sweeps') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+    assert out.strip().endswith("[]"), out  # --help starts in a fraction of a second: no torch
+    assert f"a built-in study ({', '.join(SWEEPS)})" in " ".join(out.split())
+
+
 def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["smok", "--root", str(tmp_path)])
@@ -73,10 +87,10 @@ def test_an_unknown_sweep_is_refused_with_did_you_mean(tmp_path, capsys):
 def test_a_sweep_whose_new_units_fail_keeps_the_finished_report(finished_sweep, monkeypatch, capsys):
     from slurm.toy_units import importable_by_jobs
 
-    import harness.sweep
+    import harness.units
 
     importable_by_jobs(monkeypatch)
-    monkeypatch.setitem(harness.sweep.KINDS, "evaluate", "slurm.toy_units:fail")  # every new evaluation fails
+    monkeypatch.setitem(harness.units.KINDS, "evaluate", "slurm.toy_units:fail")  # every new evaluation fails
     sweep_dir = finished_sweep / "sweeps" / "smoke"
     kept = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     capsys.readouterr()
