@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,10 +39,12 @@ from typing import Any, TypeVar
 import submitit
 from submitit.local.debug import DebugJob
 from submitit.slurm.slurm import SlurmJob, _make_sbatch_string
-from tqdm import tqdm
 
+from harness.eta import TimeLeft
+from harness.progress import Display
 from harness.store import FINAL_STATES, Store
 from harness.units import Unit, UnitJob, owner_token, resolve_function
+from harness.workers import CANCEL_GRACE_S, WarmExecutor
 from miro.errors import MiroError, did_you_mean, unknown_name_error
 
 EXECUTOR_KINDS = ("local", "debug", "slurm")
@@ -133,12 +136,13 @@ def array_chunks(units: Sequence[Job], size: int | None) -> list[Sequence[Job]]:
 
 @dataclass(frozen=True)
 class Executor:
-    """A submitit executor, what kind it is, and the resources a unit gets unless it overrides them.
-    `max_array_size`: the most tasks one job array may have (the SLURM cluster's MaxArraySize; None: no limit),
-    so that the paper's 5,120 generation shards go out as several arrays instead of being refused."""
+    """A submitit executor (or, local, harness.workers' warm one), what kind it is, and the resources a unit gets
+    unless it overrides them. `max_array_size`: the most tasks one job array may have (the SLURM cluster's
+    MaxArraySize; None: no limit), so that the paper's 5,120 generation shards go out as several arrays instead of
+    being refused."""
 
     kind: str
-    inner: submitit.Executor
+    inner: submitit.Executor | WarmExecutor
     resources: SlurmResources
     max_array_size: int | None = None
 
@@ -176,20 +180,23 @@ def check_units(kind: str, resources: SlurmResources, store: Store, units: Seque
                 raise MiroError(f"unit {unit.key} depends on {dep}, which is neither in this run nor done in the store")
 
 
-def make_executor(kind: str, folder: Path | str, resources: SlurmResources | None = None, *, max_timeouts: int = 20) -> Executor:
+def make_executor(kind: str, folder: Path | str, resources: SlurmResources | None = None, *, max_timeouts: int = 20,
+                  warm: bool = True) -> Executor:
     """An executor writing its job files and logs under `folder`; a job requeued on timeout more than
-    `max_timeouts` times is given up (training in slices of a time limit needs several)."""
+    `max_timeouts` times is given up (training in slices of a time limit needs several). Local units run in warm
+    workers (harness.workers) unless `warm` is False: then each gets a fresh process, as on SLURM."""
     resources = resources or SlurmResources()
     if kind not in EXECUTOR_KINDS:
         raise unknown_name_error("executor", kind, EXECUTOR_KINDS)
     if kind == "slurm" and shutil.which("sbatch") is None:
         raise MiroError("executor slurm: sbatch is not on PATH; run on a SLURM login node (or start the test cluster: scripts/slurm/start.sh), or use --executor local")
     check_private(Path(folder))
-    inner: submitit.Executor
+    inner: submitit.Executor | WarmExecutor
     if kind == "debug":
         inner = submitit.DebugExecutor(folder)
     elif kind == "local":
         inner = submitit.LocalExecutor(folder, max_num_timeout=max_timeouts)
+        inner = WarmExecutor(Path(folder), inner, max_timeouts) if warm else inner
     else:
         inner = submitit.SlurmExecutor(folder, max_num_timeout=max_timeouts)
     executor = Executor(kind, inner, resources, cluster_max_array_size() if kind == "slurm" else None)
@@ -264,7 +271,7 @@ class UnitRun:
                  fail_fast: bool = False, max_running: int | None = None, poll_s: float | None = None, progress: bool = True) -> None:
         if max_running is not None and max_running < 1:
             raise MiroError(f"max_running = {max_running} must be at least 1 (or None for no limit)")
-        self.executor, self.store, self.fail_fast, self.progress = executor, store, fail_fast, progress
+        self.executor, self.store, self.fail_fast = executor, store, fail_fast
         self.max_running = max_running
         self.poll_s = max(MIN_POLL_S, DEFAULT_POLL_S[executor.kind] if poll_s is None else poll_s)
         check_units(executor.kind, executor.resources, store, units, functions)
@@ -273,7 +280,10 @@ class UnitRun:
         self.jobs: dict[str, submitit.Job[Any]] = {}
         self.states: dict[str, str] = {}
         self.watched: set[str] = set()  # units another runner was seen working on
-        self.time_left: Callable[[], dict[str, str]] | None = None  # extra progress-bar fields (harness.eta)
+        time_left = TimeLeft(store, units, max_running or len(units))
+        # what `wait` shows (harness.progress); a sweep replaces it with one that names its units
+        self.display = Display(store, units, {}, lambda: time_left.estimate().text) if progress else None
+        self.every_poll: Callable[[], None] | None = None  # what the run's owner does at each poll (a sweep: its TensorBoard links)
         self.stopped = False
 
     # ---- one step: settle ended jobs, then submit what is ready ----------------------------------
@@ -359,16 +369,30 @@ class UnitRun:
     # ---- public -----------------------------------------------------------------------------------
     def wait(self) -> dict[str, str]:
         """Poll every `poll_s` until every unit is done, failed, cancelled or blocked; returns key -> state."""
-        # units differ in cost: the time left comes from `time_left` (harness.eta), not from tqdm's equal-unit rate
-        with tqdm(total=len(self.units), desc="units", unit="unit", disable=not self.progress, dynamic_ncols=True,
-                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]") as bar:
+        with self.display or nullcontext():
             while not self.step():
-                bar.update(len(self.states) - bar.n)
-                bar.set_postfix(running=len(self.jobs), failed=sum(s == "failed" for s in self.states.values()),
-                                **(self.time_left() if self.time_left else {}))
+                if self.display:
+                    self.display.update(self.states, len(self.jobs))
+                if self.every_poll:
+                    self.every_poll()
                 time.sleep(self.poll_s)
-            bar.update(len(self.states) - bar.n)
+            if self.display:
+                self.display.update(self.states, len(self.jobs))
         return dict(self.states)
+
+    def stop(self) -> tuple[int, int]:
+        """Submit nothing more and stop what runs here: each local unit is sent SIGINT, records itself cancelled at
+        once (its writes are atomic: nothing is left half-written; training resumes from its last checkpoint) and
+        is killed if it has not stopped within harness.workers.CANCEL_GRACE_S. SLURM jobs go on and record
+        themselves; a rerun watches them. Returns (units stopped, units still running on the cluster)."""
+        self.stopped = True
+        if self.executor.kind == "slurm":
+            return 0, len(self.jobs)
+        stopped = len(self.jobs)
+        self.cancel()
+        if isinstance(self.executor.inner, WarmExecutor):
+            self.executor.inner.close(CANCEL_GRACE_S)
+        return stopped, 0
 
     def cancel(self, keys: Sequence[str] | None = None) -> None:
         """Cancel these units' jobs (default: all, and submit nothing more); their store state becomes cancelled."""

@@ -42,8 +42,9 @@ def builtin_names() -> list[str]:
     """The keys of ablations/sweeps.py's SWEEPS, read from its text: listing them (in --help) runs no study code."""
     for node in ast.parse(BUILTIN.read_text()).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(getattr(target, "id", None) == "SWEEPS" for target in targets) and isinstance(node.value, ast.Dict):  # type: ignore[union-attr]
-            return [key.value for key in node.value.keys if isinstance(key, ast.Constant)]  # type: ignore[union-attr]
+        value = getattr(node, "value", None)
+        if any(getattr(target, "id", None) == "SWEEPS" for target in targets) and isinstance(value, ast.Dict):
+            return [str(key.value) for key in value.keys if isinstance(key, ast.Constant)]
     raise MiroError(f"{BUILTIN} defines no SWEEPS dict")
 
 

@@ -19,9 +19,12 @@ import argparse
 import json
 import re
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 ESTIMATE_NOTES = {"data": " (annotation of every image)", "evaluate": " (generation included)"}
 # the report, named rather than imported: reports/ reads harness/, never the other way round
 REPORT = "reports.build:build_report"
+HEADLINE = "reports.headline:headline"  # the claims, as the report judged them, in a few lines
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=number(int, 1), default=1, help="torch threads per unit (local: units run side by side)")
     p.add_argument("--poll-s", type=number(float, 0, low_open=True), help="seconds between polls of the executor (default: 30 on SLURM, 1 locally)")
     p.add_argument("--max-parallel", type=number(int, 1), default=2, help="units running at once on the local executor")
+    p.add_argument("--cold", action="store_true", help="local: run each unit in a fresh process (as on SLURM) instead of in "
+                   "warm workers that keep their imports and loaded models from one unit to the next")
     s = p.add_argument_group("SLURM defaults (per job; the study's resources per unit kind override them)")
     s.add_argument("--partition")
     s.add_argument("--account")
@@ -91,18 +97,21 @@ def resources(args: argparse.Namespace) -> SlurmResources:
 
 
 def measured_step_rate(plan: Plan, store: Store) -> float | None:
-    """Steps/s of finished training units of this plan (from their logs), to estimate what is left."""
-    from harness.tasks import run_dir
+    """Steps/s of the training units of this plan that have logged (finished or running), to estimate what is left."""
+    from harness.eta import steps_per_second, training_progress
 
-    rates = []
-    for planned in plan.train:
-        log = run_dir(store.work_dir(planned.unit.key)) / "log.jsonl"
-        if log.is_file():
-            lines = log.read_text().splitlines()
-            if lines:
-                record = json.loads(lines[-1])
-                rates.append(record["samples_per_s"] / planned.unit.params["config"]["optim"]["batch_size"])
+    records = [(planned.unit, training_progress(store, planned.unit)[2]) for planned in plan.train]
+    rates = [steps_per_second(unit, record) for unit, record in records if record]
     return sum(rates) / len(rates) if rates else None
+
+
+def planned_seconds(plan: Plan, throughputs: str) -> dict[str, float]:
+    """The planner's seconds per unit of each kind it can estimate (harness.estimate: measured H100 throughputs)."""
+    from harness.estimate import read_throughputs, stage_gpu_hours
+
+    hours = stage_gpu_hours(plan, read_throughputs(throughputs))
+    return {stage: float(hours[stage] or 0) * 3600 / len(units) for stage, units in (("train", plan.train), ("evaluate", plan.evaluate))
+            if hours.get(stage) and units}
 
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
@@ -251,30 +260,97 @@ def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
     return built.html, partial
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM reached the runner."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into `Stopped`; a second one ends the runner at once (the units were told)."""
+    def stop(signum: int, frame: Any) -> None:
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_DFL)
+        raise Stopped(signum)
+
+    previous = {name: signal.signal(name, stop) for name in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
+
+
+def stopped_line(stop: Stopped, running: Any, plan: Plan, store: Store) -> str:
+    """What a stopped sweep says, in one line: what it did with its units and how to go on."""
+    stopped, left = running.stop()
+    units = [planned.unit.key for _, wave in plan.waves for planned in wave]
+    done = sum(store.state(key) == "done" for key in units)
+    what = (f"left {left} running unit(s) going on on the cluster (--status shows them)" if left else
+            f"stopped {stopped} running unit(s) and recorded them cancelled (training resumes from its last checkpoint)")
+    return (f"stopped by {stop}: launched nothing more, {what}; {done} of {len(units)} units done and kept; "
+            "rerun the same command to resume")
+
+
+def print_status(plan: Plan, store: Store, args: argparse.Namespace) -> None:
+    """The plan's states, what its running units are doing, its failures, and a finished sweep's claims."""
+    from harness.progress import running_lines
+    from harness.units import resolve_function
+
+    print_plan(plan, store, args)
+    units = [planned.unit for _, wave in plan.waves for planned in wave]
+    running = running_lines(store, units, {planned.unit.key: planned.label for _, wave in plan.waves for planned in wave})
+    if running:
+        print(f"{len(running)} units running:", *running, sep="\n")
+    print_problems(problems(plan, store))
+    if args.status:
+        found = resolve_function(HEADLINE)(Path(args.root) / "sweeps" / plan.study.name)
+        if found:
+            print(f"the last complete report ({Path(args.root) / 'sweeps' / plan.study.name}):\n{found}")
+
+
 def run(args: argparse.Namespace) -> Path:
+    from harness.board import refresh
     from harness.eta import TimeLeft
     from harness.executors import make_executor, retry, submit_units
-    from harness.units import KINDS
+    from harness.progress import Display
+    from harness.units import KINDS, resolve_function
 
     plan, store = checked(args)
     chosen, root = plan.study, Path(args.root)
     if args.dry_run or args.status:
-        print_plan(plan, store, args)
-        print_problems(problems(plan, store))
+        print_status(plan, store, args)
         return root
-    executor = make_executor(args.executor, root / "jobs" / chosen.name, resources(args))
-    units = [planned.unit for _, wave in plan.waves for planned in wave]
+    executor = make_executor(args.executor, root / "jobs" / chosen.name, resources(args), warm=not args.cold)
+    planned = [planned for _, wave in plan.waves for planned in wave]
+    units = [p.unit for p in planned]
     tic = time.perf_counter()
     submit = retry if args.retry else submit_units
-    running = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
-                     poll_s=args.poll_s)  # type: ignore[operator]
-    running.time_left = TimeLeft(store, units, args.max_parallel).postfix
-    outcome = running.wait()
-    html, partial = publish(plan, store, root / "sweeps" / chosen.name)
+    running = None
+    try:
+        with stop_on_signals():
+            running = submit(executor, store, units, KINDS, fail_fast=args.fail_fast, max_running=args.max_parallel,
+                             poll_s=args.poll_s)  # type: ignore[operator]
+            time_left = TimeLeft(store, units, args.max_parallel, planned_seconds(plan, args.throughputs))
+            running.display = Display(store, units, {p.unit.key: p.label for p in planned}, lambda: time_left.estimate().text)
+            running.every_poll = lambda: refresh(plan, store, root / "sweeps" / chosen.name)  # a live TensorBoard view
+            outcome = running.wait()
+            refresh(plan, store, root / "sweeps" / chosen.name)
+            html, partial = publish(plan, store, root / "sweeps" / chosen.name)
+    except Stopped as stop:
+        line = stopped_line(stop, running, plan, store) if running else f"stopped by {stop} before any unit was launched"
+        print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
     # publish marks failed a done unit whose results do not read back (harness.aggregate.check_results)
     outcome = {key: store.state(key) if state == "done" else state for key, state in outcome.items()}
     failed = {key: state for key, state in outcome.items() if state != "done"}
     print(f"study {chosen.name}: {len(outcome) - len(failed)} of {len(outcome)} units done in {time.perf_counter() - tic:.0f} s")
+    found = resolve_function(HEADLINE)(html.parent)
+    if found:
+        print(found)
     print(html)
     rows = problems(plan, store, outcome)
     print_problems(rows)

@@ -125,13 +125,16 @@ def generate_shard(work_dir: Path, out: str, checkpoint: str, sample: dict[str, 
 
 def evaluate_checkpoint(work_dir: Path, checkpoint: str, sample: dict[str, Any], suite: dict[str, Any],
                         threads: int = 1) -> dict[str, Any]:
-    """Generate (what no shard made), score and judge one checkpoint on one suite (harness.evaluation), into work_dir."""
+    """Generate (what no shard made), score and judge one checkpoint on one suite (harness.evaluation), into work_dir;
+    its metrics also as TensorBoard scalars at the checkpoint's step."""
     from harness.evaluation import evaluate
+    from harness.evaluation.curves import write_scalars
     from miro.inference import load_generator
 
     torch.set_num_threads(threads)
     summary = evaluate(load_generator(checkpoint), Path(work_dir), evaluation_options(suite, sample), checkpoint=checkpoint,
                        progress=False)
+    write_scalars(Path(work_dir), suite["name"], summary)
     return {"summary": str(Path(work_dir) / "summary.json"), "images": str(Path(work_dir) / "images.jsonl"),
             "throughput": summary.get("throughput", {})}
 

@@ -13,6 +13,7 @@ import torch
 
 from miro.config import LatentConfig
 from miro.errors import MiroError
+from miro.warm import kept
 
 # Per-channel mean and std of SDXL-VAE latents (released miro/models/preprocessing.py `VAE_STATS["sdxl"]`,
 # "bias_channel_wise" and "scale_channel_wise"); the released x = (z - mean) * 0.5 / std.
@@ -97,6 +98,7 @@ def channel_scaling(normalisation: str, channels: int, scaling_factor: float,
     return scale.reshape(1, -1, 1, 1), shift.reshape(1, -1, 1, 1)
 
 
+@kept  # frozen once built: a warm worker keeps it for the next unit
 def build_latent_space(cfg: LatentConfig, device: str | torch.device = "cpu") -> PixelSpace | VaeSpace:
     if cfg.space == "vae":
         return VaeSpace(cfg.vae_path, cfg.scaling_factor, device, normalisation=cfg.normalisation,

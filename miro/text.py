@@ -18,6 +18,7 @@ import torch
 
 from miro.config import TextConfig
 from miro.errors import MiroError
+from miro.warm import kept
 
 
 class TextEncoder(ABC):
@@ -111,6 +112,7 @@ class StoredNullCaption(TextEncoder):
         return f"{self.inner.fingerprint()}+null:{zlib.crc32(self.null.numpy().tobytes()):08x}"
 
 
+@kept  # frozen once built: a warm worker keeps it for the next unit
 def build_text_encoder(cfg: TextConfig, device: str | torch.device = "cpu") -> TextEncoder:
     encoder: TextEncoder = T5TextEncoder(cfg.path, cfg.max_tokens, device) if cfg.encoder == "t5" \
         else ShapesTextEncoder(cfg.dim, cfg.max_tokens)

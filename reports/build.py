@@ -26,6 +26,12 @@ from reports.tables import diversity_summary, export, main_table, main_table_fra
 from reports.verdicts import verdicts
 
 FAILURE_EXAMPLES = 12
+REPORT = "report.html"  # in the sweep folder, unless build_report is given another path
+
+
+def tables_folder(html: Path) -> Path:
+    """Where a report's tables go: <report stem>_tables/ beside it."""
+    return html.with_name(f"{html.stem}_tables")
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
     started = time.perf_counter()
     results = load(sweep_dir)
     spec = results.spec
-    html = Path(out) if out is not None else results.root / "report.html"
-    folder = html.with_name(f"{html.stem}_tables")
+    html = Path(out) if out is not None else results.root / REPORT
+    folder = tables_folder(html)
 
     means = PromptMeans(results.metrics)
     stats = statistics(results, means)

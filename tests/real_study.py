@@ -35,12 +35,12 @@ SCORERS = {scorers!r}
 def tiny(cfg):
     """The paper's recipe at a size a CPU trains in seconds: the same RIN, objective, VAE latents and T5 text."""
     return replace(
-        cfg, data=replace(cfg.data, resolution=32, num_samples=64), rewards=replace(cfg.rewards, names=REWARDS, bins=8),
+        cfg, data=replace(cfg.data, resolution=32, num_samples={images}), rewards=replace(cfg.rewards, names=REWARDS, bins=8),
         text=replace(cfg.text, max_tokens=8),
         model=replace(cfg.model, image_size=16, patch_size=4, width=32, heads=2, cond_heads=2, data_dim=32, num_latents=8,
                       rin_blocks=1, rin_layers_per_block=1, read_write_heads=2, text_registers=2, cond_blocks=1),
-        optim=replace(cfg.optim, steps=20, batch_size=8, warmup_steps=2, precision="fp32"),
-        sample=replace(cfg.sample, steps=2), checkpoint_every=10)
+        optim=replace(cfg.optim, steps={steps}, batch_size=8, warmup_steps=2, precision="fp32"),
+        sample=replace(cfg.sample, steps=2), checkpoint_every={steps} // 2)
 
 
 def study():
@@ -48,7 +48,7 @@ def study():
     geneval, parti = full.evaluation
     options = {{n: o for n, o in geneval.scorer_options.items() if n in SCORERS}}
     return replace(
-        full, name="paper-tiny", arms=tuple(reward_arms(tiny(full.arm("miro").config))[:2]), eval_steps=(10, 20),
+        full, name="paper-tiny", arms=tuple(reward_arms(tiny(full.arm("miro").config))[:{arms}]), eval_steps=({steps} // 2, {steps}),
         evaluation=(replace(geneval, scorers=SCORERS, scorer_options=options, limit={tasks}, samples_per_prompt=1, shards=2),
                     replace(parti, scorers=SCORERS, scorer_options=options, samples_per_prompt=2, shards=2)),
         tuning=replace(full.tuning, trials=2, samples_per_prompt=1), control=None,
@@ -95,9 +95,10 @@ def png(color: tuple[int, int, int], rng: random.Random) -> bytes:
     return buffer.getvalue()
 
 
-def write_study(root: Path) -> Path:
-    """Write the tiny weights and their weights file, the shards, a few PartiPrompts rows as the test prompts and two
-    others as validation prompts, and the study file under `root`; returns the study file."""
+def write_study(root: Path, images: int = 64, arms: int = 2, steps: int = 20) -> Path:
+    """Write the tiny weights and their weights file, the shards (`images` in two), a few PartiPrompts rows as the test
+    prompts and two others as validation prompts, and the study file (the first `arms` arms, trained `steps` steps,
+    evaluated half-way and at the end) under `root`; returns the study file."""
     import webdataset as wds
 
     if not (PARTI.is_file() and (GENEVAL / "evaluation_metadata.jsonl").is_file()):
@@ -107,9 +108,9 @@ def write_study(root: Path) -> Path:
     (root / "shards").mkdir()
     for shard in range(2):
         with wds.TarWriter(str(root / "shards" / f"data-{shard:03d}.tar")) as sink:
-            for i in range(32):
+            for i in range(images // 2):
                 name, shape = rng.choice(list(COLORS)), rng.choice(("circle", "square"))
-                sink.write({"__key__": f"{shard * 32 + i:06d}", "png": png(COLORS[name], rng), "txt": f"a photo of a {name} {shape}"})
+                sink.write({"__key__": f"{shard * images // 2 + i:06d}", "png": png(COLORS[name], rng), "txt": f"a photo of a {name} {shape}"})
     header, *rows = PARTI.read_text().splitlines()
     (root / "parti.tsv").write_text("\n".join([header, *rows[:3]]) + "\n")
     (root / "validation.tsv").write_text("\n".join([header, *rows[100:102]]) + "\n")
@@ -118,5 +119,5 @@ def write_study(root: Path) -> Path:
                                       validation=root / "validation.tsv"))
     path = root / "my_study.py"
     path.write_text(STUDY.format(rewards=REWARDS, scorers=SCORERS, shards=str(root / "shards"), weights=str(weights),
-                                 tasks=GENEVAL_TASKS))
+                                 tasks=GENEVAL_TASKS, images=images, arms=arms, steps=steps))
     return path

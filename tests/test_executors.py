@@ -1,4 +1,5 @@
-"""Executors on this machine: local (one process per job, through submitit) and debug (in this process).
+"""Executors on this machine: local (warm workers, harness.workers; one process per job through submitit for units
+with several tasks) and debug (in this process).
 
 The same code paths run on SLURM in tests/slurm; here every job is a local process, so nothing is skipped.
 """
@@ -142,6 +143,20 @@ def test_a_timed_out_unit_requeues_and_resumes_from_its_checkpoint(store: Store,
     events = [json.loads(line) for line in (store.unit_dir(counter.key) / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events[-4:]] == ["running", "requeued", "running", "done"]
     assert events[-4]["owner"] == events[-2]["owner"] == owner_token("local", job.job_id)  # the requeued job took its own claim back
+
+
+def test_warm_workers_run_unit_after_unit_in_one_process_and_a_fresh_one_after_a_failure(store: Store, local: Executor) -> None:
+    first = unit(store, "add", a=1, b=1)
+    second = unit(store, "add", depends_on=(first.key,), a=2, b=2)
+    assert submit_units(local, store, [first, second], FUNCTIONS, max_running=1, poll_s=1, progress=False).wait() == \
+        {first.key: "done", second.key: "done"}
+    warm = store.record(first.key)["pid"]
+    assert store.record(second.key)["pid"] == warm != os.getpid()  # one worker ran both
+    bad, after = unit(store, "fail", message="boom"), unit(store, "add", a=3, b=3)
+    assert submit_units(local, store, [bad], FUNCTIONS, poll_s=1, progress=False).wait() == {bad.key: "failed"}
+    assert store.record(bad.key)["pid"] == warm and "RuntimeError: boom" in Path(store.record(bad.key)["stderr"]).read_text()
+    assert submit_units(local, store, [after], FUNCTIONS, poll_s=1, progress=False).wait() == {after.key: "done"}
+    assert store.record(after.key)["pid"] != warm  # the worker of a failed unit is replaced, never reused
 
 
 def test_two_processes_train_with_ddp_over_gloo(store: Store, tmp_path: Path) -> None:

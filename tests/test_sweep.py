@@ -3,8 +3,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -49,16 +52,88 @@ def test_smoke_sweep_runs_every_unit_and_writes_the_report(finished_sweep, capsy
     assert 'id="claims"' in html and 'id="data-correlations"' in html and 'id="shape-confusion"' in html
 
 
-def test_rerunning_the_sweep_skips_finished_units(finished_sweep, capsys):
+def test_tensorboard_on_the_sweep_folder_shows_each_arms_training_and_evaluation_curves(finished_sweep):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    board = EventMultiplexer().AddRunsFromDirectory(str(finished_sweep / "sweeps" / "smoke"))
+    board.Reload()
+    assert sorted(board.Runs()) == ["tensorboard/baseline-seed0", "tensorboard/miro-seed0"]
+    for run in board.Runs():
+        loss = [event.step for event in board.Scalars(run, "train/loss")]
+        assert loss == list(range(1, 21))  # 20 steps: a point each (about 200 points for a long run)
+        assert [event.step for event in board.Scalars(run, "eval/shapes/geneval")] == [10, 20]
+        summary = json.loads(next((finished_sweep / "store" / "units").glob("evaluate-*/work/summary.json")).read_text())
+        assert {f"eval/shapes/{name}" for name in summary["metrics"]} <= set(board.Runs()[run]["scalars"])
+
+
+def claims_shown(out: str, sweep_dir) -> None:
+    """Every claim of the report's claims table is in `out`: its verdict, its statement, its first numbers."""
+    claims = pd.read_csv(sweep_dir / "report_tables" / "claims.csv", keep_default_na=False)
+    assert len(claims) == 5
+    for claim in claims.itertuples():
+        first = claim.evidence.split(" | ")[0] or claim.reason
+        assert re.search(rf"\n  {re.escape(claim.status)} +{re.escape(claim.statement)}\n +{re.escape(first)}", out), claim.key
+
+
+def test_rerunning_the_sweep_skips_finished_units_and_ends_with_the_claims(finished_sweep, capsys):
     main(["smoke", "--root", str(finished_sweep), *SMALL])
     out = capsys.readouterr().out
     assert "9 of 9 units done" in out and out.strip().endswith("report.html")
+    claims_shown(out, finished_sweep / "sweeps" / "smoke")
+    main(["smoke", "--root", str(finished_sweep), *SMALL, "--status"])
+    claims_shown(capsys.readouterr().out, finished_sweep / "sweeps" / "smoke")
     store = Store(finished_sweep / "store")
     plan = plan_study(load_study("smoke", overrides=SMALL[1::2]), store)
     for _, units in plan.waves:
         for planned in units:
             events = (store.unit_dir(planned.unit.key) / "events.jsonl").read_text()
             assert events.count('"submitted"') == 1, planned.label
+
+
+def stop_while_a_unit_runs(command: list[str], root, signum: int) -> str:
+    """Start the runner, send it `signum` once a unit is running, and return its last line on stderr."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runner = subprocess.Popen([sys.executable, "-m", "harness.sweep", *command], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    store, deadline = Store(root / "store"), time.monotonic() + 300
+    while not any(s.state == "running" for s in store.status().values()) and runner.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    runner.send_signal(signum)
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == 128 + signum, err[-2000:]
+    assert not [s for s in store.status().values() if s.state == "running"]  # every unit it ran is recorded
+    return err.strip().splitlines()[-1]
+
+
+def test_sigint_and_sigterm_stop_the_runner_with_one_line_and_a_rerun_finishes(finished_sweep, capsys):
+    command = ["smoke", "--root", str(finished_sweep), "--set", "evaluation.samples_per_prompt=4", "--set", "tuning.trials=2"]
+    for signum, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+        line = stop_while_a_unit_runs(command, finished_sweep, signum)
+        assert re.fullmatch(rf"error: stopped by {name}: launched nothing more, stopped [12] running unit\(s\) and recorded "
+                            r"them cancelled \(training resumes from its last checkpoint\); \d of 9 units done and kept; "
+                            "rerun the same command to resume", line), line
+    main(command)
+    assert "9 of 9 units done" in capsys.readouterr().out
+
+
+def test_warm_workers_give_the_results_of_fresh_processes(finished_sweep, tmp_path):
+    root = shutil.copytree(finished_sweep, tmp_path / "runs", symlinks=True)
+    store = Store(root / "store")
+    plan = plan_study(load_study("smoke", overrides=SMALL[1::2]), store)
+    for planned in plan.evaluate:  # evaluated again, each in a process of its own
+        shutil.rmtree(store.unit_dir(planned.unit.key))
+    main(["smoke", "--root", str(root), *SMALL, "--cold"])
+    warm = Store(finished_sweep / "store")
+    for planned in plan.evaluate:
+        assert store.record(planned.unit.key)["pid"] != warm.record(planned.unit.key)["pid"]
+        cold_rows, warm_rows = ([json.loads(line) for line in (s.work_dir(planned.unit.key) / "images.jsonl").read_text().splitlines()]
+                                for s in (store, warm))
+        assert len(warm_rows) > 0 and [{**row, "file": ""} for row in cold_rows] == [{**row, "file": ""} for row in warm_rows]
+        for cold_row, warm_row in zip(cold_rows, warm_rows):  # the very same pixels (paths differ: the stores do)
+            assert Path(cold_row["file"]).read_bytes() == Path(warm_row["file"]).read_bytes(), planned.label
+        cold_summary, warm_summary = (json.loads((s.work_dir(planned.unit.key) / "summary.json").read_text()) for s in (store, warm))
+        assert cold_summary["metrics"] == warm_summary["metrics"]
 
 
 def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsys):

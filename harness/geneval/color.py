@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from miro.detection import ColorClassifier, Detection
+from miro.warm import kept
 
 if TYPE_CHECKING:
     from open_clip import CLIP, CustomTextCLIP
@@ -36,6 +37,7 @@ class ClipColorClassifier(ColorClassifier):
         self._text: dict[tuple[str, tuple[str, ...]], torch.Tensor] = {}
 
     @classmethod
+    @kept  # a warm worker keeps the classifier for the next unit
     def from_open_clip(cls, arch: str = "ViT-L-14", pretrained: str = "openai", device: str = "cpu") -> ClipColorClassifier:
         """Build from an open_clip architecture name and a pretrained tag or a local checkpoint path.
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from miro.detection import Detection, Detections, Detector
 from miro.errors import MiroError
+from miro.warm import kept
 
 if TYPE_CHECKING:
     from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
@@ -78,6 +79,7 @@ class Mask2FormerDetector(Detector):
         self.max_per_image = max_per_image
 
     @classmethod
+    @kept  # a warm worker keeps the detector for the next unit
     def from_pretrained(cls, path: str | Path, class_names: Sequence[str], device: str = "cpu",
                         size: dict[str, int] | None = None) -> Mask2FormerDetector:
         """Load model and image processor saved with `save_pretrained` at `path` (a folder or hub id).

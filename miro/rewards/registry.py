@@ -13,6 +13,7 @@ from typing import Any
 
 from miro.errors import unknown_name_error
 from miro.rewards.base import Scorer
+from miro.warm import kept
 
 # name -> "module:factory". Real reward models and the shapes world's analytic rewards live side by side;
 # their entries are listed in small modules that only call `register`, imported on first use.
@@ -57,6 +58,7 @@ def source_of(name: str, option: str) -> Any:
     return constant if hasattr(constant, "how_to_get") else None
 
 
+@kept  # a scorer only reads its models: a warm worker keeps it for the next unit
 def load_scorer(name: str, **options: Any) -> Scorer:
     """Import and build the scorer called `name`."""
     return factory_of(name)(**options)
