@@ -135,8 +135,8 @@ def override(study: Study, item: str) -> Study:
         raise MiroError(f'--set "{item}" is not of the form section.key=value (e.g. tuning.trials=4)')
     path = key.split(".")
     if path[0] == "run":
-        if len(path) < 3:
-            raise MiroError(f"--set {key}: give a run config field, e.g. run.optim.steps=100")
+        if len(path) < 2:
+            raise MiroError(f"--set {key}: give a run config field, e.g. run.optim.steps=100 or run.log_every=10")
         setting = f"{'.'.join(path[1:])}={text}"
         return replace(study, arms=tuple(replace(a, config=with_overrides(a.config, [setting])) for a in study.arms))
     if path[0] == "evaluation" and len(path) >= 2:
