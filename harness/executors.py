@@ -1,4 +1,5 @@
-"""Executors: run units on this machine (local), in this very process (debug) or on SLURM, all through submitit.
+"""Executors: run units on this machine (local: warm worker processes, harness.workers), in this very process (debug)
+or on SLURM (submitit).
 
 `submit_units` submits every unit whose dependencies are done, packing units that ask for the same resources
 into one job array (one sbatch call, one scheduler entry: annotation and scoring shards), then `UnitRun.wait`

@@ -2,10 +2,15 @@
 
     python -m harness.sweep [default|schemes|paper|smoke|my_study.py] [--data PATH] [--weights FILE]
                             [--set section.key=value ...] [--executor local|debug|slurm] [--dry-run]
-                            [--status] [--retry] [--fail-fast] [--root runs] [SLURM defaults]
+                            [--status] [--retry] [--fail-fast] [--cold] [--root runs] [SLURM defaults]
 
 Rerunning the same command resumes: finished units are skipped, interrupted training continues from its
-last checkpoint, and units another sweep already computed are reused. Ends by printing the report's path.
+last checkpoint, and units another sweep already computed are reused. While it runs it shows each running
+unit (a training unit: its step and last loss) and the time left; `--status` shows the same from another
+shell; `tensorboard --logdir runs/sweeps/<study>` shows every arm's curves (docs/monitoring.md). It ends by
+printing the paper's claims as the report judged them, then the report's path. Ctrl-C or SIGTERM stops it
+cleanly: nothing more is launched, local units are stopped and recorded, one line says so, and the same
+command resumes.
 
 Every option is checked before any unit runs, and `--dry-run` checks exactly what a real run does. A
 finished report is never replaced by a worse one: when units fail, the sweep keeps the last complete
@@ -260,8 +265,8 @@ def publish(plan: Plan, store: Store, sweep_dir: Path) -> tuple[Path, bool]:
     return built.html, partial
 
 
-class Stopped(Exception):
-    """SIGINT or SIGTERM reached the runner."""
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the runner (an interrupt: a unit the debug executor runs here records itself cancelled)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -289,7 +294,7 @@ def stopped_line(stop: Stopped, running: Any, plan: Plan, store: Store) -> str:
     stopped, left = running.stop()
     units = [planned.unit.key for _, wave in plan.waves for planned in wave]
     done = sum(store.state(key) == "done" for key in units)
-    what = (f"left {left} running unit(s) going on on the cluster (--status shows them)" if left else
+    what = (f"left {left} running unit(s) to finish on the cluster (--status shows them)" if left else
             f"stopped {stopped} running unit(s) and recorded them cancelled (training resumes from its last checkpoint)")
     return (f"stopped by {stop}: launched nothing more, {what}; {done} of {len(units)} units done and kept; "
             "rerun the same command to resume")
