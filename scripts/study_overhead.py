@@ -1,6 +1,7 @@
 """Wall time and start-up share of the tiny real-format study, this checkout against another commit, in one run.
 
     python scripts/study_overhead.py --against <commit> [--code HEAD] [--out study-overhead] [--arms 3 --steps 40 --images 128]
+    python scripts/study_overhead.py --against <commit> --study default    # a built-in study instead (nox -s sweep's)
 
 The study is tests/real_study.py's (the paper's pipeline on tiny random models in the real file formats) at 3 arms,
 40 steps and 128 images: 45 units (2 annotation and 2 precompute shards, an assembly, 3 trainings, a tuning, 12
@@ -40,7 +41,7 @@ def event_times(root: Path) -> list[dict[str, float]]:
     return units
 
 
-def run_study(code: Path, study: Path, root: Path) -> dict[str, float | str]:
+def run_study(code: Path, study: Path | str, root: Path) -> dict[str, float | str]:
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     tic = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "harness.sweep", str(study), "--root", str(root)], cwd=code, env=env,
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--against", required=True, help="the commit to compare with (e.g. the one before warm workers)")
     parser.add_argument("--code", default="HEAD", help="the commit measured against it (default: this checkout's HEAD)")
     parser.add_argument("--out", default="study-overhead", help="a new folder for the weights, data, clone and runs")
+    parser.add_argument("--study", help="a built-in study to run instead of the tiny real-format one (e.g. default)")
     parser.add_argument("--arms", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--images", type=int, default=128)
@@ -69,7 +71,7 @@ def main() -> None:
     sys.path[:0] = [str(CHECKOUT / "tests"), str(CHECKOUT)]
     from real_study import write_study
 
-    study = write_study(out / "inputs", images=args.images, arms=args.arms, steps=args.steps)
+    study = args.study or write_study(out / "inputs", images=args.images, arms=args.arms, steps=args.steps)
     for name, commit in (("against", args.against), ("code", args.code)):
         revision = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", commit], check=True, capture_output=True, text=True)
         subprocess.run(["git", "clone", "--quiet", str(CHECKOUT), str(out / name)], check=True)
