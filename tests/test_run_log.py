@@ -3,6 +3,7 @@ resumed without repeats, at a cadence that changes nothing trained; wandb offlin
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from miro.errors import MiroError
 from miro.run_log import LOG, TENSORBOARD, log_interval
 from miro.train import train
 
-TAGS = {"train/loss", "train/grad_norm", "train/lr", "train/samples_per_s"}
+TAGS = {"train/loss", "train/grad_norm", "train/lr", "train/samples_per_s", "train/data_wait"}
 
 
 def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -82,7 +83,10 @@ def test_wandb_is_offline_unless_wandb_mode_says_otherwise(tmp_path: Path, monke
     train(cfg, ToyDataset(), tmp_path / "offline", progress=False)
     (run,) = (tmp_path / "offline" / "wandb").glob("offline-run-*")
     (history,) = run.glob("run-*.wandb")
-    assert b"train/loss" in history.read_bytes()
+    deadline = time.monotonic() + 60  # wandb's service process writes the run's file after finish() returns
+    while b"train/loss" not in history.read_bytes():
+        assert time.monotonic() < deadline, "no train/loss in the offline wandb run"
+        time.sleep(0.2)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     train(cfg, ToyDataset(), tmp_path / "disabled", progress=False)
     assert not list((tmp_path / "disabled" / "wandb").glob("*run-*")) and len(logged(tmp_path / "disabled")) == 4
