@@ -150,6 +150,9 @@ class WorkerPool:
     workers: list[_Worker] = field(default_factory=list)
     queue: deque[WarmJob] = field(default_factory=deque)
 
+    def __post_init__(self) -> None:
+        atexit.register(self.close)  # before multiprocessing joins its children at exit: idle workers must have left
+
     def submit(self, call: Any, timeout_min: float, signal_delay_s: float) -> WarmJob:
         job_id = f"w{os.getpid()}-{next(JOB_NUMBERS)}"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -228,8 +231,6 @@ class WorkerPool:
                                                                name="miro-worker")
         process.start()
         theirs.close()
-        if not self.workers:
-            atexit.register(self.close)
         worker = _Worker(process, ours)
         self.workers.append(worker)
         return worker
