@@ -197,7 +197,7 @@ class UnitJob(submitit.helpers.Checkpointable):
     fn: str
 
     def __call__(self) -> str:
-        keep_freed_memory()  # each unit runs in a process of its own
+        keep_freed_memory()  # for this process (a warm worker runs several units: setting it again changes nothing)
         if submitit.JobEnvironment().num_tasks > 1:
             # CUDA_VISIBLE_DEVICES is left whole: miro.distributed picks cuda:LOCAL_RANK itself
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
