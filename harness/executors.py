@@ -373,12 +373,12 @@ class UnitRun:
         with self.display or nullcontext():
             while not self.step():
                 if self.display:
-                    self.display.update(self.states, len(self.jobs))
+                    self.display.update(self.states, self.jobs.keys())
                 if self.every_poll:
                     self.every_poll()
                 time.sleep(self.poll_s)
             if self.display:
-                self.display.update(self.states, len(self.jobs))
+                self.display.update(self.states, self.jobs.keys())
         return dict(self.states)
 
     def stop(self) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -72,11 +72,12 @@ class Display:
         if self.live is not None:
             self.live.__exit__(*exc)
 
-    def update(self, states: Mapping[str, str], running: int) -> None:
-        """`states`: the final state of every unit that has one; `running`: units submitted and not finished."""
+    def update(self, states: Mapping[str, str], submitted: Collection[str]) -> None:
+        """`states`: the final state of every unit that has one; `submitted`: the keys of units submitted and not finished."""
         if self.live is None and len(states) == self.printed_done and time.monotonic() - self.printed_at < PLAIN_EVERY_S:
             return
-        lines = [counts_line(states, len(self.units), running, self.time_left()), *running_lines(self.store, self.units, self.labels)]
+        out = [unit for unit in self.units if unit.key in submitted]  # only these can be running: no scan of every unit
+        lines = [counts_line(states, len(self.units), len(submitted), self.time_left()), *running_lines(self.store, out, self.labels)]
         if self.live is not None:
             self.live.update(Text("\n".join(lines)), refresh=True)
         else:

@@ -25,8 +25,8 @@ def test_running_training_units_show_their_step_and_last_loss_and_a_log_file_get
     log = io.StringIO()  # not a terminal: plain lines
     with Display(store, [train, evaluate], labels, lambda: "≈ 3m00s (estimate for: evaluate)", stream=log) as display:
         for _ in range(5):  # five polls, nothing finished
-            display.update({}, running=1)
-        display.update({evaluate.key: "done"}, running=1)
+            display.update({}, submitted={train.key})
+        display.update({evaluate.key: "done"}, submitted={train.key})
     lines = log.getvalue().splitlines()
     heads = [text for text in lines if "units:" in text]
     assert len(heads) == 2 and "0 done, 0 failed, 0 blocked, 1 running, 1 waiting of 2" in heads[0]
