@@ -210,6 +210,21 @@ def data_correlations(store: Store, data_units: list[PlannedUnit]) -> pd.DataFra
     return pd.DataFrame(rows) if rows else None
 
 
+def data_losses(store: Store, data_units: list[PlannedUnit], train_units: list[PlannedUnit]) -> dict[str, str]:
+    """What each data stage could not use ("N of M samples (the first few and why)"), for the report's data facts."""
+    facts = {}
+    for kind, label in (("annotate", "annotation: samples without a usable score"), ("precompute", "precompute: unreadable samples")):
+        outputs = [store.outputs(u.unit.key) for u in data_units if u.unit.kind == kind]
+        if outputs:
+            first = [example for o in outputs for example in o.get("first_unusable", [])][:3]
+            facts[label] = (f"{sum(o.get('unusable', 0) for o in outputs)} of {sum(o.get('samples', 0) for o in outputs)}"
+                            f"{' (' + '; '.join(first) + ')' if first else ''}")
+    excluded = next((e for u in train_units if (e := store.outputs(u.unit.key).get("excluded"))), None)
+    if excluded:
+        facts["training: samples left out"] = ", ".join(f"{n} {reason}" for reason, n in excluded.items())
+    return facts
+
+
 def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_eval: list[PlannedUnit]) -> dict[str, Any]:
     sweep = plan.study
     by_name = {arm.name: arm for arm in sweep.arms}
@@ -240,7 +255,7 @@ def sweep_record(plan: Plan, store: Store, done_train: list[PlannedUnit], done_e
         "arms": arms, "lower_is_better": ["fid", "kid", *(f"{s.name}.{m}" for s in sweep.evaluation for m in ("fid", "kid"))],
         "manifest": {"git": git_state(), "packages": package_versions(), "device": device,
                      "conventions": {"time": TIME_CONVENTION, "guidance": GUIDANCE_CONVENTION}, "scorer_fingerprints": fingerprints},
-        "compute": {"train_seconds": train_seconds, "samples": samples},
+        "compute": {"train_seconds": train_seconds, "samples": samples, **data_losses(store, finished(store, plan.data), done_train)},
         "expected_units": expected, "finished_units": finished_units,
         "notes": left_out_notes(store, [*plan.evaluate, *plan.control]),
     }

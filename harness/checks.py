@@ -85,6 +85,8 @@ def study_problems(study: Study) -> list[str]:
     _scorers("data.annotate", stages.annotate, problems)
     if stages.annotate_shards < 1 or stages.precompute_shards < 1:
         problems.append("data.annotate_shards and data.precompute_shards must be >= 1")
+    if not 0 <= stages.max_failed <= 1:
+        problems.append(f"data.max_failed = {stages.max_failed} must lie in [0, 1] (a fraction of a shard's samples)")
     for arm in study.arms:
         cfg, where = arm.config, f"arm {arm.name}"
         if arm.evaluate_only:

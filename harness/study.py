@@ -45,7 +45,10 @@ class DataStages:
     groups: group name -> some of the scorers, annotated as their own array with the resources of
     "annotate:<group>" in the study's resources (VQAScore's 11B model wants other GPUs than the CLIP scorers);
     the scorers in no group form the group "default";
-    annotate_shards / precompute_shards: array tasks; precompute: cache VAE latents and T5 features."""
+    annotate_shards / precompute_shards: array tasks; precompute: cache VAE latents and T5 features;
+    max_failed: the fraction of a shard's samples that may be unusable (unreadable, a scorer error or NaN) before its
+    unit fails, once the shard is written (not part of the units' keys: raising it and running `--retry` rescores
+    nothing)."""
 
     annotate: tuple[str, ...] = ()
     scorer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -53,6 +56,7 @@ class DataStages:
     annotate_shards: int = 1
     precompute: bool = False
     precompute_shards: int = 1
+    max_failed: float = 0.01
 
 
 @dataclass(frozen=True)

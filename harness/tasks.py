@@ -44,28 +44,35 @@ def _images(source: str, path: str) -> Any:
 
 
 def annotate_shard(work_dir: Path, source: str, path: str, scorers: list[str], scorer_options: dict[str, dict[str, Any]],
-                   shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
+                   shard: int, shards: int, max_failed: float = 0.01, threads: int = 1) -> dict[str, Any]:
     """Score shard `shard` of `shards` of the training images with every scorer (one SLURM array task)."""
     from miro.data.annotate import annotate
 
     torch.set_num_threads(threads)
     out = Path(work_dir) / ANNOTATIONS
     report = annotate(_images(source, path), _scorers(scorers, scorer_options), out, shard_index=shard, shard_count=shards,
-                      progress=False)
-    return {"annotations": str(out), "line": report.line(), "samples_per_s": report.samples_per_second}
+                      progress=False, max_failed=max_failed)
+    return {"annotations": str(out), "line": report.line(), "samples_per_s": report.samples_per_second,
+            "samples": report.total, "unusable": len(report.unusable), "first_unusable": unusable_examples(report.unusable)}
 
 
 def precompute_shard(work_dir: Path, source: str, path: str, out: str, vae_path: str, text_path: str, resolution: int,
-                     max_tokens: int, shard: int, shards: int, threads: int = 1) -> dict[str, Any]:
+                     max_tokens: int, shard: int, shards: int, max_failed: float = 0.01, threads: int = 1) -> dict[str, Any]:
     """Encode shard `shard` of `shards` of the training images' VAE latents and captions' T5 features into the
     study's features folder `out` (shared by the shards, distinct files per shard; one SLURM array task)."""
     from miro.data.precompute import PrecomputeOptions, precompute
 
     torch.set_num_threads(threads)
     options = PrecomputeOptions(vae_path=vae_path, text_path=text_path, resolution=resolution, max_tokens=max_tokens,
-                                device="cuda" if torch.cuda.is_available() else "cpu")
+                                device="cuda" if torch.cuda.is_available() else "cpu", max_failed=max_failed)
     report = precompute(_images(source, path), out, options, shard_index=shard, shard_count=shards, progress=False)
-    return {"features": out, "line": report.line(), "failed": dict(report.failed)}
+    return {"features": out, "line": report.line(), "samples": report.stored + len(report.failed), "unusable": len(report.failed),
+            "first_unusable": unusable_examples(report.failed)}
+
+
+def unusable_examples(reasons: Mapping[int, str], shown: int = 3) -> list[str]:
+    """The first samples a data stage could not use, with why (for the report's data facts)."""
+    return [f"sample {sid}: {why}" for sid, why in list(reasons.items())[:shown]]
 
 
 def assemble_annotations(work_dir: Path, parts: list[str], rewards: list[str]) -> dict[str, Any]:
@@ -90,7 +97,7 @@ def train_arm(work_dir: Path, config: dict[str, Any], data_root: str, threads: i
     dataset = build_training_set(cfg, Path(data_root), progress=False)
     last = train(cfg, dataset, run_dir(work_dir), progress=False)
     return {"run_dir": str(run_dir(work_dir)), "last_checkpoint": str(last), "train_seconds": time.perf_counter() - tic,
-            "samples": len(dataset)}
+            "samples": len(dataset), "excluded": dict(getattr(dataset, "excluded", {}))}
 
 
 def evaluation_options(suite: Mapping[str, Any], sample: Mapping[str, Any]) -> Any:

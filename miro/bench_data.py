@@ -13,7 +13,8 @@ max_tokens 77, two shards) and an annotation of seven rewards, then measures, in
 - bytes_read_per_sample: what the reads asked of the files per sample (os_bytes_read_per_sample: what the kernel
   fetched from disk, /proc/self/io), against record_bytes_per_sample, the mean stored record;
 - open_s / open_mb at two store sizes (a fresh process opening the training set and reading one item: time and
-  resident memory added), extrapolated linearly to 12M samples (open_s_12m, open_mb_12m); index_build_s_12m
+  resident memory added; median of three processes), extrapolated linearly to 12M samples (open_s_12m,
+  open_mb_12m; a linear fit of two small sizes magnifies noise 600-fold, so read it as an upper bound); index_build_s_12m
   extrapolates the one-time join of annotation and store that a run's first rank makes;
 - data_wait_fraction: the share of a training loop's time spent waiting for its next batch, read through the
   trainer's own loader (miro.data.loader) with a simulated GPU step (a sleep of batch / --gpu-rate seconds in
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -135,9 +137,14 @@ def read_reference(store: FeatureStore, rows: np.ndarray) -> float:
     return len(rows) / (time.perf_counter() - tic)
 
 
-def measure_open(folder: Path) -> dict[str, float]:
-    """In a fresh process (torch already imported): seconds and resident MiB that opening the training set and
-    reading its first item add."""
+def measure_open(folder: Path, repeats: int = 3) -> dict[str, float]:
+    """In fresh processes (torch already imported): seconds and resident MiB that opening the training set (bins,
+    store, training index) and reading its first item add; the median of `repeats` processes."""
+    runs = [_open_once(folder) for _ in range(repeats)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _open_once(folder: Path) -> dict[str, float]:
     code = ("import json, resource, time, sys; import torch, numpy, pandas, pyarrow\n"
             "from miro.bench_data import training_set, rss_mib\n"
             "before = rss_mib(); tic = time.perf_counter(); data = training_set(__import__('pathlib').Path(sys.argv[1])); data[0]\n"

@@ -247,3 +247,26 @@ def test_shapes_world_integration(tmp_path):
     assert table["bright"].tolist() == pytest.approx([float((dataset[i]["image"] + 1).mean() / 2) for i in range(48)], abs=1e-6)
     for name in ["bright", "length", *real]:
         assert (table[f"{name}__status"] == "ok").all() and np.isfinite(table[name]).all()
+
+
+def test_a_corrupt_image_in_a_shard_is_counted_named_and_fails_the_stage_past_the_threshold(tmp_path, capsys):
+    from miro.__main__ import main
+
+    (tmp_path / "shards").mkdir()
+    for shard in range(2):
+        with wds.TarWriter(str(tmp_path / "shards" / f"data-{shard:03d}.tar")) as sink:
+            for i in range(10):
+                sid = shard * 10 + i
+                image = io.BytesIO()
+                Image.new("RGB", (32, 32), (sid * 10,) * 3).save(image, format="PNG")  # the shapes world's size
+                sink.write({"__key__": f"{sid:06d}", "png": image.getvalue() if sid != 13 else b"\x89PNG cut short", "txt": f"caption {sid}"})
+    argv = ["annotate", "--source", "webdataset", "--path", str(tmp_path / "shards"), "--scorer", "shapes_quality", "--workers", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "strict")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert "1 of 20 samples without a usable score: sample 13: shapes_quality: unreadable image" in err[-2]
+    assert err[-1].startswith("error: annotation shard 0/1") and "1 of 20 samples (5.0%) have no usable score, more than the allowed 1.0%" in err[-1]
+    assert len(read_annotation(tmp_path / "strict" / "shard-00000-of-00001.parquet")) == 20  # the scores are kept
+    main([*argv, "--out", str(tmp_path / "lenient"), "--max-failed", "0.1"])
+    assert "1 of 20 samples without a usable score" in capsys.readouterr().err

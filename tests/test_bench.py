@@ -12,3 +12,20 @@ def test_our_side_of_the_benchmark_times_training_and_sampling(capsys):
 
 def test_repeats_are_summarised_by_their_median_over_shared_keys():
     assert median([{"a": 1.0, "b": 5.0}, {"a": 3.0}, {"a": 2.0, "b": 1.0}]) == {"a": 2.0}
+
+
+def test_the_data_benchmark_prints_every_named_figure(tmp_path, capsys):
+    main(["data", "--samples", "2000", "--reads", "100", "--steps", "3", "--warmup", "1", "--dir", str(tmp_path)])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("bytes_per_sample", "read_samples_per_s", "reference_read_samples_per_s", "read_ratio", "bytes_read_per_sample",
+                "open_s_12m", "open_mb_12m"):
+        assert report[key] > 0, key
+    assert set(report["data_wait_fraction"]) == {"0", "1", "2"} and all(0 <= v <= 1 for v in report["data_wait_fraction"].values())
+    assert report["bytes_read_per_sample"] == report["record_bytes_per_sample"] < report["bytes_per_sample"] < 150_000
+    assert not any(tmp_path.iterdir())  # the stores are deleted unless --keep
+
+
+def test_training_from_a_store_through_the_loader_runs_on_a_cpu(tmp_path, capsys):
+    main(["feed", "--dir", str(tmp_path / "feed")])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["steps"] == 6 and report["samples_per_s"] > 0 and 0 <= report["data_wait_fraction"] <= 1

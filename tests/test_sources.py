@@ -270,3 +270,24 @@ def test_shapes_world_in_memory(tmp_path):
     data = RewardTrainingSet(world, tmp_path / "ann.parquet", fit_bins(tmp_path / "ann.parquet", ["bright"]), ["bright"])
     assert len(data) == 64 and data[7]["rewards"].shape == (1,) and not data.reads_files  # held in memory: no loader workers
     assert torch.allclose(data[7]["image"], world[7]["image"], atol=1e-6) and data[7]["caption"] == world[7]["caption"]
+
+
+def test_a_dry_run_counts_tar_samples_without_reading_every_tar(tmp_path):
+    for shard in range(3):
+        write_shard(tmp_path / f"data-{shard:03d}.tar", [{"__key__": f"{shard}{i:05d}", "png": png((i, i, i)), "txt": "x"} for i in range(4)])
+    source = WebDatasetSource(tmp_path)
+    assert source.estimated_len() == 12  # the first tar's 4 samples times 3 tars
+    for shard in range(3):  # img2dataset's per-tar stats are exact
+        (tmp_path / f"data-{shard:03d}_stats.json").write_text(json.dumps({"successes": 4 + shard}))
+    assert source.estimated_len() == 15
+
+
+def test_a_task_streams_only_its_own_tars(tmp_path):
+    from miro.data.sources import SourceItem, task_items
+
+    for shard in range(3):
+        write_shard(tmp_path / f"data-{shard:03d}.tar", [{"__key__": f"{shard}{i:05d}", "png": png((i, i, i)), "txt": "x"} for i in range(2)])
+    source = WebDatasetSource(tmp_path)
+    ids = [[item.sample_id for item in task_items(source, task, 2) if isinstance(item, SourceItem)] for task in range(2)]
+    assert ids == [[0, 1, 200000, 200001], [100000, 100001]]  # tars 0 and 2, then tar 1
+    assert "_index" not in vars(source)  # streaming indexed nothing

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from real_study import GENEVAL_TASKS, SCORERS, write_study
+from real_study import CORRUPT, GENEVAL_TASKS, SCORERS, write_study
 
 from harness.store import Store
 from harness.sweep import main
@@ -77,6 +78,9 @@ def test_every_stage_runs_as_units_and_the_report_has_the_real_scorers(finished)
     assert geneval["tag"].nunique() == GENEVAL_TASKS and set(geneval["value"]) <= {0.0, 1.0}  # a verdict per image, per task
     report = (sweep_dir / "report.html").read_text()
     assert all(name in report for name in SCORERS) and "geneval" in report.lower()
+    for stage in ("annotation: samples without a usable score", "precompute: unreadable samples"):  # counted and named
+        assert re.search(rf"{stage}</dt><dd>1 of 64 \(sample {CORRUPT}: [^)]*unreadable image", report), stage
+    assert "1 unreadable (every scorer failed)" in report  # and training left it out
     store = Store(finished / "store")
     kinds = [status.kind for status in store.status().values()]
     assert sorted(set(kinds)) == ["annotate", "assemble", "evaluate", "precompute", "train", "tune"]

@@ -48,7 +48,8 @@ def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: s
             params = {"source": data.source, "path": data.path, "scorers": members, "scorer_options": options,
                       "shard": shard, "shards": stages.annotate_shards}
             key = store.register("annotate", {**params, "code": code})
-            units.append(PlannedUnit(Unit("annotate", key, params), f"annotate {group} {shard + 1}/{stages.annotate_shards}",
+            units.append(PlannedUnit(Unit("annotate", key, {**params, "max_failed": stages.max_failed}),
+                                     f"annotate {group} {shard + 1}/{stages.annotate_shards}",
                                      group=group))
             parts.append(str(store.work_dir(key) / ANNOTATIONS))
     keys = tuple(u.unit.key for u in units)
@@ -68,7 +69,7 @@ def precompute_units(config: RunConfig, stages: DataStages, store: Store, code: 
     units = []
     for shard in range(stages.precompute_shards):
         params = {"source": data.source, "path": data.path, "out": str(out), **encoded, "shard": shard,
-                  "shards": stages.precompute_shards}
+                  "shards": stages.precompute_shards, "max_failed": stages.max_failed}  # max_failed: not in the key
         key = store.register("precompute", {**feature_set, "shard": shard})
         units.append(PlannedUnit(Unit("precompute", key, params), f"precompute {shard + 1}/{stages.precompute_shards}"))
     return units, replace(data, features=str(out))

@@ -363,6 +363,8 @@ class DatasetSource:
 
 def as_source(data: Any) -> Source:
     """A Source as is; a folder or shard pattern by path; any other map-style dataset via DatasetSource."""
+    if isinstance(data, (WebDatasetSource, ImageFolderSource, DatasetSource)):
+        return data  # (asking a tar source for sample_ids would index every tar)
     if hasattr(data, "item") and hasattr(data, "sample_ids"):
         return data
     if isinstance(data, (str, os.PathLike)):
