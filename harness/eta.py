@@ -67,12 +67,12 @@ class Estimate:
 
     @property
     def text(self) -> str:
-        """'4m10s'; '≈ 4m10s (estimate for: evaluate)'; '≥ 3m00s (not yet measured: control)'."""
+        """'4m10s'; '≈ 4m10s (estimate for: evaluate)'; '≥ 3m00s (estimate for: train; not yet measured: control)'."""
+        notes = ([f"estimate for: {', '.join(self.estimated)}"] if self.estimated else []) + \
+            ([f"not yet measured: {', '.join(self.unknown)}"] if self.unknown else [])
         if self.unknown:
-            return f"{'≥ ' + duration(self.seconds) if self.seconds else 'unknown'} (not yet measured: {', '.join(self.unknown)})"
-        if self.estimated:
-            return f"≈ {duration(self.seconds)} (estimate for: {', '.join(self.estimated)})"
-        return duration(self.seconds)
+            return f"{'≥ ' + duration(self.seconds) if self.seconds else 'unknown'} ({'; '.join(notes)})"
+        return f"≈ {duration(self.seconds)} ({notes[0]})" if notes else duration(self.seconds)
 
 
 class TimeLeft:

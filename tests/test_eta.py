@@ -33,6 +33,8 @@ def test_time_left_charges_each_kind_its_own_measured_duration(tmp_path):
     assert TimeLeft(store, [control], parallel=1).estimate().text == "unknown (not yet measured: control)"
     planned = TimeLeft(store, [control], parallel=1, planned={"control": 90.0}).estimate()
     assert planned.text == "≈ 1m30s (estimate for: control)"
+    both = TimeLeft(store, [control, Unit("tune", store.register("tune", {"arm": 0}))], parallel=1, planned={"control": 90.0})
+    assert both.estimate().text == "≥ 1m30s (estimate for: control; not yet measured: tune)"
 
 
 def test_a_training_unit_is_charged_its_steps_left_at_the_rate_its_log_shows(tmp_path):
