@@ -6,8 +6,8 @@ Builds a store at the paper's dimensions through the project's own writer (miro.
 contents: posterior mean and std float16 4x32x32, FLAN-T5-XL states d = 2048 for captions of 20-40 tokens,
 max_tokens 77, two shards) and an annotation of seven rewards, then measures, in this one run:
 - bytes_per_sample: the store's bytes on disk (records, index rows, index columns) per sample;
-- read_samples_per_s: shuffled training items per second in one process (FeatureTrainingSet[i]: one record read,
-  checksummed, as tensors), page cache emptied first (the store of a 12M-sample run is far larger than memory);
+- read_samples_per_s: shuffled training items per second in one process (FeatureTrainingSet.__getitems__ of
+  micro-batches, as the loader's workers read: one pread per record, checksummed, as tensors), page cache emptied first (the store of a 12M-sample run is far larger than memory);
   reference_read_samples_per_s: a plain numpy memmap of the same record files read at the same indices, page
   cache emptied the same way; read_ratio = ours / reference; the same three numbers with a warm cache;
 - bytes_read_per_sample: what the reads asked of the files per sample (os_bytes_read_per_sample: what the kernel
@@ -114,10 +114,11 @@ def disk_read_bytes() -> int:
     return int(fields["read_bytes"])
 
 
-def read_ours(data: FeatureTrainingSet, indices: np.ndarray) -> float:
+def read_ours(data: FeatureTrainingSet, indices: np.ndarray, batch: int) -> float:
+    """Training items in the loader's way: a micro-batch at a time (`__getitems__`)."""
     tic = time.perf_counter()
-    for i in indices:
-        data[int(i)]
+    for first in range(0, len(indices), batch):
+        data.__getitems__(indices[first: first + batch].tolist())
     return len(indices) / (time.perf_counter() - tic)
 
 
@@ -223,14 +224,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = np.asarray(data.mapped()[0])[indices]
         report["cache_emptied"] = evict(big)
         disk, asked = disk_read_bytes(), store.bytes_read
-        ours = read_ours(data, indices)
+        ours = read_ours(data, indices, args.batch)
         report["bytes_read_per_sample"] = round((store.bytes_read - asked) / len(indices))
         report["os_bytes_read_per_sample"] = round((disk_read_bytes() - disk) / len(indices))
         report["record_bytes_per_sample"] = round(float(np.mean([store.layout.record_bytes(int(t)) for t in store.columns["tokens"][rows]])))
         evict(big)
         reference = read_reference(store, rows)
         report.update(read_samples_per_s=round(ours), reference_read_samples_per_s=round(reference), read_ratio=round(ours / reference, 3))
-        warm, warm_reference = read_ours(data, indices), read_reference(store, rows)
+        warm, warm_reference = read_ours(data, indices, args.batch), read_reference(store, rows)
         report.update(read_samples_per_s_warm=round(warm), reference_read_samples_per_s_warm=round(warm_reference),
                       read_ratio_warm=round(warm / warm_reference, 3))
         opened = [measure_open(folder) for folder in folders]

@@ -25,6 +25,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class Layout:
     text_dim: int | None
     max_tokens: int
 
-    @property
+    @cached_property
     def latent_bytes(self) -> int:
         return math.prod(self.latent_shape) * STORED().itemsize if self.latent_shape else 0
 
@@ -327,24 +328,35 @@ class FeatureStore:
         return self._files[shard]
 
     def read(self, row: int) -> Record:
+        return self.read_rows(np.array([row]))[0]
+
+    def read_rows(self, rows: np.ndarray) -> list[Record]:
+        """The records of `rows`: their index entries fetched at once, every record's read queued with the kernel
+        (WILLNEED: the disk works on all of them together, as a batch from several processes would), then one pread
+        each."""
         c = self.columns
-        shard, offset, tokens = int(c["shard"][row]), int(c["offset"][row]), int(c["tokens"][row])
+        entries = list(zip(*(c[name][rows].tolist() for name in ("sample_id", "shard", "offset", "tokens", "checksum"))))
+        if len(entries) > 1:
+            for _, shard, offset, tokens, _ in entries:
+                os.posix_fadvise(self._file(shard), offset, self.layout.record_bytes(tokens), os.POSIX_FADV_WILLNEED)
+        return [self._record(*entry) for entry in entries]
+
+    def _record(self, sample_id: int, shard: int, offset: int, tokens: int, checksum: int) -> Record:
         size = self.layout.record_bytes(tokens)
-        buffer = bytearray(size)
-        got = os.preadv(self._file(shard), [buffer], offset)
+        raw = torch.empty(size, dtype=torch.uint8)  # the tensors of the record share this memory
+        got = os.preadv(self._file(shard), [raw.numpy()], offset)
         self.bytes_read += got
-        name = f"{self.path / shard_name(shard, self.shards)}.bin"
-        if got != size:
-            raise MiroError(f"{name}: the record of sample {int(c['sample_id'][row])} is cut short at byte {offset + got} "
-                            f"(the file is truncated); delete the shard's files and rerun precompute for shard {shard}/{self.shards}")
-        if xxhash.xxh3_64_intdigest(buffer) != int(c["checksum"][row]):
-            raise MiroError(f"{name}: the record of sample {int(c['sample_id'][row])} at byte {offset} fails its checksum (the file "
-                            f"is damaged); delete the shard's files and rerun precompute for shard {shard}/{self.shards}")
-        data = torch.frombuffer(buffer, dtype=torch.float16) if size else torch.zeros(0, dtype=torch.float16)
+        if got != size or xxhash.xxh3_64_intdigest(raw.numpy()) != checksum:
+            where = f"{self.path / shard_name(shard, self.shards)}.bin: the record of sample {sample_id}"
+            fix = f"delete the shard's files and rerun precompute for shard {shard}/{self.shards}"
+            if got != size:
+                raise MiroError(f"{where} is cut short at byte {offset + got} (the file is truncated); {fix}")
+            raise MiroError(f"{where} at byte {offset} fails its checksum (the file is damaged); {fix}")
+        data = raw.view(torch.float16)
         split = self.layout.latent_bytes // STORED().itemsize
         latent = data[:split].view(self.layout.latent_shape) if self.layout.latent_shape else None
         text = data[split:].view(tokens, self.layout.text_dim) if self.layout.text_dim else None
-        return Record(int(c["sample_id"][row]), latent, text)
+        return Record(sample_id, latent, text)
 
     def stored_text(self) -> StoredText:
         """The text encoder that serves this store's caption features (refuses a store without text)."""

@@ -277,10 +277,13 @@ class FeatureTrainingSet(Dataset):
         return _summary(len(self), self.reward_names, self.excluded)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        rows, rewards, captions = self.mapped()
-        record = self.features.read(int(rows[i]))
-        return {"caption": captions[i].as_py(), "rewards": torch.from_numpy(np.array(rewards[i])), "sample_id": record.sample_id,
-                **stored_parts(record)}
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        return [self[i] for i in indices]
+        """A batch of items: the index entries, reward values and captions of the batch fetched at once."""
+        rows, rewards, captions = self.mapped()
+        at = np.asarray(indices, dtype=np.int64)
+        values = torch.from_numpy(np.array(rewards[at]))  # (B, R)
+        texts = captions.take(pa.array(at)).to_pylist()
+        return [{"caption": text, "rewards": values[k], "sample_id": record.sample_id, **stored_parts(record)}
+                for k, (text, record) in enumerate(zip(texts, self.features.read_rows(rows[at]), strict=True))]
