@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 
 import numpy as np
 import pytest
@@ -170,6 +171,24 @@ def test_unreadable_samples_past_the_threshold_fail_after_the_shard_is_written(m
     (tmp_path / "broken" / "000.txt").write_text("a red square")
     with pytest.raises(MiroError, match="stored nothing: all 1 samples failed"):
         precompute(tmp_path / "broken", tmp_path / "f2", options(models), progress=False)
+
+
+def test_a_truncated_tar_stops_precompute_naming_it_and_keeps_what_was_read(models, tmp_path):
+    import webdataset as wds
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with wds.TarWriter(str(tmp_path / "full.tar")) as sink:
+        for i in range(4):
+            image = io.BytesIO()
+            Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(image, "PNG")
+            sink.write({"__key__": f"{i:06d}", "png": image.getvalue(), "txt": "a photo of a red square"})
+    with tarfile.open(tmp_path / "full.tar") as tar:
+        cut = tar.getmember("000002.png").offset_data + 10  # in the middle of sample 2's image
+    (shards / "cut.tar").write_bytes((tmp_path / "full.tar").read_bytes()[:cut])
+    with pytest.raises(MiroError, match=r"cut.tar: unreadable after \d+ members .*the samples before the damage are stored"):
+        precompute(shards, tmp_path / "features", options(models), progress=False)
+    assert FeatureStore(tmp_path / "features").sample_ids.tolist() == [0, 1]
 
 
 class Width(Scorer):

@@ -7,6 +7,7 @@ import json
 import tarfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import webdataset as wds
@@ -291,3 +292,16 @@ def test_a_task_streams_only_its_own_tars(tmp_path):
     ids = [[item.sample_id for item in task_items(source, task, 2) if isinstance(item, SourceItem)] for task in range(2)]
     assert ids == [[0, 1, 200000, 200001], [100000, 100001]]  # tars 0 and 2, then tar 1
     assert "_index" not in vars(source)  # streaming indexed nothing
+
+
+def test_a_truncated_tar_stops_annotation_naming_it_and_keeps_what_was_read(tmp_path):
+    samples = [{"__key__": f"{i:06d}", "png": png((i, i, i), size=(32, 32)), "txt": f"sample {i}"} for i in range(6)]
+    write_shard(tmp_path / "full.tar", samples)
+    with tarfile.open(tmp_path / "full.tar") as tar:
+        cut = tar.getmember("000003.png").offset_data + 10
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "cut.tar").write_bytes((tmp_path / "full.tar").read_bytes()[:cut])
+    out = tmp_path / "ann.parquet"
+    with pytest.raises(MiroError, match=r"cut.tar: unreadable after \d+ members .*the samples before the damage are scored and kept"):
+        annotate(tmp_path / "shards", [Fake("bright", bright)], out, progress=False, workers=0)
+    assert sorted(pd.read_parquet(out)["sample_id"]) == [0, 1, 2]

@@ -398,14 +398,18 @@ def annotate(
     report.total, report.unusable = int(long["sample_id"].nunique()), _unusable(long)
     if progress:
         tqdm.write(report.line(), file=sys.stderr)  # stdout stays free for machine-readable output
+    where = f"annotation shard {shard_index}/{shard_count} ({out})"
+    if report.total == 0:
+        raise MiroError(f"{where} found no samples{': ' + '; '.join(report.problems) if report.problems else ''}; "
+                        "check the source and the shard count")
+    if report.problems:  # a truncated tar hides the samples after the damage: none of them is counted above
+        raise MiroError(f"{where}: {report.problems[0]}; the samples before the damage are scored and kept: replace or remove "
+                        "the damaged shard and rerun")
     if len(report.unusable) > max_failed * report.total:
         first = "; ".join(f"sample {sid}: {why}" for sid, why in list(report.unusable.items())[:SHOWN_FAILURES])
-        raise MiroError(f"annotation shard {shard_index}/{shard_count} ({out}): {len(report.unusable)} of {report.total} samples "
-                        f"({len(report.unusable) / report.total:.1%}) have no usable score, more than the allowed {max_failed:.1%} "
-                        f"(first: {first}); the scores are kept: fix or remove those samples and rerun, or allow more with --max-failed")
-    if report.total == 0:
-        raise MiroError(f"annotation shard {shard_index}/{shard_count} ({out}) found no samples"
-                        f"{': ' + '; '.join(report.problems) if report.problems else ''}; check the source and the shard count")
+        raise MiroError(f"{where}: {len(report.unusable)} of {report.total} samples ({len(report.unusable) / report.total:.1%}) "
+                        f"have no usable score, more than the allowed {max_failed:.1%} (first: {first}); the scores are kept: "
+                        "fix or remove those samples and rerun, or allow more with --max-failed")
     return report
 
 

@@ -242,13 +242,17 @@ def precompute(
 
 
 def _check_losses(report: PrecomputeReport, max_failed: float, shard: int, count: int) -> None:
-    """A shard that stored nothing, or lost more than `max_failed` of its samples, fails (its records are kept)."""
+    """A shard that stored nothing, read a damaged tar, or lost more than `max_failed` of its samples fails (its
+    records are kept)."""
     failed = report.failed
     total = report.stored + len(failed)
     where = f"precompute shard {shard}/{count} ({report.path})"
     if total == 0:
         raise MiroError(f"{where} found no samples to encode{': ' + '; '.join(report.problems) if report.problems else ''}; "
                         "check --source / --path and the shard count")
+    if report.problems:  # a truncated tar hides the samples after the damage: none of them is counted
+        raise MiroError(f"{where}: {report.problems[0]}; the samples before the damage are stored: replace or remove the "
+                        "damaged shard and rerun")
     if report.stored == 0:
         raise MiroError(f"{where} stored nothing: all {total} samples failed (first: {next(iter(failed.values()))}); fix the data and rerun")
     if len(failed) > max_failed * total:
