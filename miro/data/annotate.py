@@ -193,15 +193,29 @@ def _read_all(paths: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, dict[str, 
     return _resolve(long), scorers, metas
 
 
-def read_annotation(path: str | os.PathLike) -> pd.DataFrame:
-    """The wide table of an annotation (including parts of an unfinished run); scorer records in .attrs["scorers"]."""
+def read_annotation(path: str | os.PathLike, scorers: Sequence[str] | None = None) -> pd.DataFrame:
+    """The wide table of an annotation (including parts of an unfinished run); scorer records in .attrs["scorers"].
+
+    `scorers`: of a finished file, read only the values of these (sample_id, caption and every scorer's status are
+    always read; a name the file does not hold is left to the caller to refuse). A finished file is read as it is
+    stored (wide and resolved); only parts need the long form's resolution.
+    """
     path = Path(path)
     paths = PartFiles(path, META_KEY).paths()
     if not paths:
         raise MiroError(f"annotation {path} does not exist; run annotate(...) to write it")
-    long, scorers, _ = _read_all(paths)
-    wide = _long_to_wide(long, sorted(scorers))
-    wide.attrs["scorers"] = scorers
+    if paths == [path] and scorers is not None:
+        recorded = read_meta(path, META_KEY).get("scorers", {})
+        columns = ["sample_id", "caption", *(n for n in scorers if n in recorded), *(f"{n}__status" for n in sorted(recorded))]
+        try:
+            wide = pq.read_table(path, columns=columns).to_pandas()
+        except (OSError, pa.ArrowInvalid) as err:
+            raise MiroError(f"annotation file {path} is unreadable ({err}); delete it and rerun to score its samples again") from None
+        wide.attrs["scorers"] = recorded
+        return wide
+    long, records, _ = _read_all(paths)
+    wide = _long_to_wide(long, sorted(records))
+    wide.attrs["scorers"] = records
     return wide
 
 

@@ -344,9 +344,10 @@ class FeatureStore:
     def _record(self, sample_id: int, shard: int, offset: int, tokens: int, checksum: int) -> Record:
         size = self.layout.record_bytes(tokens)
         raw = torch.empty(size, dtype=torch.uint8)  # the tensors of the record share this memory
-        got = os.preadv(self._file(shard), [raw.numpy()], offset)
+        view = raw.numpy().data  # a writable memoryview of the tensor
+        got = os.preadv(self._file(shard), [view], offset)
         self.bytes_read += got
-        if got != size or xxhash.xxh3_64_intdigest(raw.numpy()) != checksum:
+        if got != size or xxhash.xxh3_64_intdigest(view) != checksum:
             where = f"{self.path / shard_name(shard, self.shards)}.bin: the record of sample {sample_id}"
             fix = f"delete the shard's files and rerun precompute for shard {shard}/{self.shards}"
             if got != size:

@@ -204,7 +204,7 @@ def build_training_index(folder: Path, store: FeatureStore, annotation: Path, bi
                          require_ok: Sequence[str] | None) -> None:
     """Join the annotation, the bins and the store into `folder`: rows.npy (store rows of the kept samples),
     rewards.npy (N, R) float32, captions.arrow and meta.json (counts of what was left out and why)."""
-    wide = read_annotation(annotation)
+    wide = read_annotation(annotation, scorers=rewards)
     require, available = _checked_rewards(wide, bins, rewards, require_ok)
     ids = wide["sample_id"].to_numpy(dtype=np.int64)
     rows = store.rows_of(ids)
