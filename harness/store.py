@@ -1,10 +1,11 @@
 """The store of units of work: one folder per unit, named by a hash of everything that decides its result.
 
-A unit's key is `<kind>-<hash>` of its resolved inputs (config, code version, data and scorer fingerprints:
-whatever the caller says decides the result), so two sweeps that need the same unit find the same folder and
-compute it once, and a finished unit is skipped when a sweep is run again. Layout of `<root>/units/<key>/`:
+A unit's key is `<kind>-<hash>` of its resolved inputs (config, code version, and the content of the files it
+reads: whatever the caller says decides the result, see harness.identity), so two sweeps that need the same unit
+find the same folder and compute it once, and a finished unit is skipped when a sweep is run again. Layout of `<root>/units/<key>/`:
 
     inputs.json    what the key hashes (written once; a later writer must agree)
+    reads.json     input field -> path, for the inputs the key holds by content (harness.identity)
     status.json    pending | running | done | failed (with traceback) | cancelled, replaced atomically
     events.jsonl   every status change and requeue, with host, pid, job id and the job's log files
     manifest.json  code, packages, device of the latest attempt
@@ -151,9 +152,11 @@ class Store:
         """An absolute path for a path recorded in the store (relative to its root, or absolute)."""
         return self.root / recorded
 
-    def register(self, kind: str, inputs: dict[str, Any]) -> str:
+    def register(self, kind: str, inputs: dict[str, Any], reads: dict[str, str] | None = None) -> str:
         """Create the unit's folder (once) and return its key; registering again is a no-op.
 
+        `reads`: input field -> the path it was read from, for the fields the key holds by content
+        (harness.identity); kept in reads.json, the latest paths, which the key does not hash.
         A damaged inputs.json is written again: its content is what the key hashes, so it is known.
         """
         key = unit_key(kind, inputs)
@@ -161,6 +164,7 @@ class Store:
         path = folder / "inputs.json"
         record = json.loads(canonical_json({"kind": kind, "inputs": inputs}))
         if path.is_file():
+            self._note_reads(key, reads or {})
             remove_leftovers(folder)  # temporaries of records whose writers were killed
             try:
                 existing = _read_json(path)
@@ -173,6 +177,7 @@ class Store:
             return key
         (folder / "work").mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, record)
+        self._note_reads(key, reads or {})
         if not (folder / "status.json").is_file():
             self.set_state(key, "pending")
         return key
@@ -182,6 +187,19 @@ class Store:
         if not path.is_file():
             raise MiroError(f"unit {key} is not in the store at {self.root}: register it first (Store.register)")
         return dict(_read_json(path, "register the unit again (rerun the sweep) to rewrite it"))
+
+    def _note_reads(self, key: str, reads: dict[str, str]) -> None:
+        try:
+            same = self.reads(key) == reads
+        except MiroError:  # damaged from outside: it is known, write it again
+            same = False
+        if not same:
+            write_json_atomic(self.unit_dir(key) / "reads.json", reads)
+
+    def reads(self, key: str) -> dict[str, str]:
+        """Input field -> path, for the inputs its key holds by content ({} for a unit that reads no file)."""
+        path = self.unit_dir(key) / "reads.json"
+        return dict(_read_json(path, "register the unit again (rerun the sweep) to rewrite it")) if path.is_file() else {}
 
     def record(self, key: str) -> dict[str, Any]:
         """The unit's status record ({"state": ..., "updated": ..., ...}); a damaged one reads as failed, with the fix."""

@@ -122,6 +122,7 @@ def planned_seconds(plan: Plan, throughputs: str) -> dict[str, float]:
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     from harness.estimate import read_throughputs, stage_gpu_hours
     from harness.executors import array_chunks, cluster_max_array_size, render_sbatch
+    from harness.identity import rerun_lines
 
     study = plan.study
     runs = sum(len(study.seeds_of(arm)) for arm in study.arms)
@@ -135,6 +136,8 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
         cost = f"; estimate {stage_hours:,.1f} GPU-hours{ESTIMATE_NOTES.get(wave, '')}" if stage_hours else ""
         print(f"  {wave:9s} {len(units):4d} units ({', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'}): "
               + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + cost)
+    for line in rerun_lines(store, [planned for _, wave in plan.waves for planned in wave]):
+        print(line)
     if hours:
         print(f"  (GPU-hour estimates scale the measured throughputs of {args.throughputs} to H100s; edit it for your cluster)")
     rate = measured_step_rate(plan, store)

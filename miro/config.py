@@ -352,6 +352,11 @@ class RunConfig:
                 raise unknown_name_error("reward target", name, self.rewards.conditioned)
 
 
+# the fields of a RunConfig that name a file or folder its run reads (the sweep keys units by their content)
+PATH_FIELDS = ("data.path", "data.annotations", "data.bin_edges", "data.features", "text.path", "text.null_embedding",
+               "latents.vae_path", "sample.negative_bank")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Building configs from plain data and writing them back
 # ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from harness.datasources import Prepared
+from harness.identity import Identities, by_content, option_fields
 from harness.store import Store, unit_key
 from harness.study import DataStages
 from harness.tasks import ANNOTATIONS
@@ -36,7 +37,7 @@ def encoders(config: RunConfig) -> dict[str, Any]:
             "resolution": config.data.resolution, "max_tokens": config.text.max_tokens}
 
 
-def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: str) -> tuple[list[PlannedUnit], DataConfig]:
+def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: str, identify: Identities) -> tuple[list[PlannedUnit], DataConfig]:
     """The annotation shards and their assembly, and the data config that reads the assembled file."""
     if not stages.annotate:
         return [], data
@@ -47,7 +48,8 @@ def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: s
         for shard in range(stages.annotate_shards):
             params = {"source": data.source, "path": data.path, "scorers": members, "scorer_options": options,
                       "shard": shard, "shards": stages.annotate_shards}
-            key = store.register("annotate", {**params, "code": code})
+            key = store.register("annotate", *by_content({**params, "code": code}, ["path", *option_fields("scorer_options", options)],
+                                                         identify))
             units.append(PlannedUnit(Unit("annotate", key, {**params, "max_failed": stages.max_failed}),
                                      f"annotate {group} {shard + 1}/{stages.annotate_shards}",
                                      group=group))
@@ -59,25 +61,27 @@ def annotation_units(data: DataConfig, stages: DataStages, store: Store, code: s
     return units, replace(data, annotations=str(annotations), bin_edges=str(bins_beside(annotations)))
 
 
-def precompute_units(config: RunConfig, stages: DataStages, store: Store, code: str) -> tuple[list[PlannedUnit], DataConfig]:
+def precompute_units(config: RunConfig, stages: DataStages, store: Store, code: str, identify: Identities) -> tuple[list[PlannedUnit], DataConfig]:
     """The precompute shards of the arm's encoders, and the data config that reads their features folder."""
     data, encoded = config.data, encoders(config)
     if not stages.precompute or not (encoded["vae_path"] or encoded["text_path"]):
         return [], data
-    feature_set = {"source": data.source, "path": data.path, **encoded, "shards": stages.precompute_shards, "code": code}
+    feature_set, reads = by_content({"source": data.source, "path": data.path, **encoded, "shards": stages.precompute_shards,
+                                     "code": code}, ["path", "vae_path", "text_path"], identify)
     out = store.root / FEATURES / unit_key("features", feature_set)
     units = []
     for shard in range(stages.precompute_shards):
         params = {"source": data.source, "path": data.path, "out": str(out), **encoded, "shard": shard,
                   "shards": stages.precompute_shards, "max_failed": stages.max_failed}  # max_failed: not in the key
-        key = store.register("precompute", {**feature_set, "shard": shard})
+        key = store.register("precompute", {**feature_set, "shard": shard}, reads)
         units.append(PlannedUnit(Unit("precompute", key, params), f"precompute {shard + 1}/{stages.precompute_shards}"))
     return units, replace(data, features=str(out))
 
 
 def plan(config: RunConfig, stages: DataStages, store: Store, code: str) -> Prepared:
-    annotation, annotated = annotation_units(config.data, stages, store, code)
-    features, encoded = precompute_units(config, stages, store, code)
+    identify = Identities(store)
+    annotation, annotated = annotation_units(config.data, stages, store, code, identify)
+    features, encoded = precompute_units(config, stages, store, code, identify)
     units = annotation + features
     ready = tuple(u.unit.key for u in (annotation[-1:] + features))  # the assembly and every precompute shard
     data = replace(annotated, features=encoded.features)
