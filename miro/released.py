@@ -6,12 +6,12 @@ DIR holds config.json, model.safetensors and uncond_embedding.npy (`nicolas-dufo
 subfolder of `nicolas-dufour/miro-ablations`, downloaded beforehand: nothing is fetched here); a DIR whose
 subfolders hold them (the ablations repository) imports each variant into RUN/<variant>. RUN becomes a run
 folder with one checkpoint, read by `miro sample`, `harness.evaluation` and the sweep like any trained run:
-the released network renamed into our layout, its reward keys mapped to our scorer names, and the stored
-negative embedding used as the null caption. The released network reads gamma = 1 - t (`time_input = gamma`).
+the released network renamed into our layout, its reward keys mapped to our scorer names, the stored
+negative embedding used as the null caption, and its sampling time grid (config.json's `scheduler`) as our
+`sample.time_shift`. The released network reads gamma = 1 - t (`time_input = gamma`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -19,11 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from miro.checkpoint import save_checkpoint
 from miro.config import LatentConfig, ModelConfig, RewardConfig, RunConfig, TextConfig, to_dict
 from miro.errors import MiroError
+from miro.files import read_checked
 from miro.manifest import build_manifest, write_json_atomic
 from miro.presets import paper
 
@@ -37,6 +39,10 @@ REWARD_NAMES = {
     "pick_a_score_score": "pickscore", "hpsv2_score": "hpsv2", "vqa_score": "vqascore", "sciscore_score": "sciscore",
 }
 RELEASED_COND_HEADS = 16  # CADRINTextCond builds its two condition blocks with 16 heads whatever the config says
+# MiroPipeline.from_pretrained's LinearScheduler arguments when config.json has no "scheduler" block
+RELEASED_SCHEDULER = {"start": 1, "end": 0, "clip_min": 1e-9}
+# a clamp of gamma at pure noise up to this moves no float32 step of a grid starting at gamma = 0
+CLIP_MIN_UNSEEN = 1e-6
 
 # released module path -> ours, applied in order to every key (the blocks share their inner names)
 _BLOCK = [
@@ -87,6 +93,38 @@ def logvar_state(released: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {rename[k]: v for k, v in released.items() if k in rename}
 
 
+def _number(block: dict[str, Any], key: str) -> float:
+    value = block.get(key, RELEASED_SCHEDULER.get(key, 1.0))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise MiroError(f"config.json scheduler.{key} = {value!r} is not a number; fix the released config.json")
+    return float(value)
+
+
+def time_shift(released: dict[str, Any]) -> float:
+    """Our `sample.time_shift` for the released sampling grid, or a one-line refusal of one we cannot sample on.
+
+    The released LinearScheduler(start, end, shift, clip_min) gives step i of n the signal level
+    gamma_i = f_s(i / n), with f_s(u) = s u / (1 + (s - 1) u) when s > 1 (no shift otherwise) and gamma clamped
+    to >= clip_min. Our grid runs t from 1 to 0 with f_shift applied to t; since 1 - f_s(u) = f_{1/s}(1 - u),
+    t_i = 1 - gamma_i is our grid with shift 1/s: the same times, the shift applied from the other end.
+    """
+    block = released.get("scheduler", RELEASED_SCHEDULER)
+    if not isinstance(block, dict):
+        raise MiroError(f"config.json scheduler = {block!r} is not a table of LinearScheduler arguments; fix the released config.json")
+    unknown = sorted(set(block) - {"start", "end", "shift", "clip_min"})
+    if unknown:
+        raise MiroError(f"config.json scheduler has {unknown}, which the released LinearScheduler does not take (start, end, "
+                        "shift, clip_min); fix the released config.json")
+    start, end, shift, clip_min = (_number(block, k) for k in ("start", "end", "shift", "clip_min"))
+    if (start, end) != (1.0, 0.0):
+        raise MiroError(f"config.json scheduler runs gamma from {start:g} to {end:g}; only the released range (start 1, end 0) "
+                        "has a time grid here: import a checkpoint with that scheduler")
+    if clip_min > CLIP_MIN_UNSEEN:
+        raise MiroError(f"config.json scheduler.clip_min = {clip_min:g} clamps the first steps of the grid, which the sampler here "
+                        f"cannot reproduce (up to {CLIP_MIN_UNSEEN:g} changes nothing): import a checkpoint with a smaller clip_min")
+    return 1.0 / shift if shift > 1 else 1.0  # the released scheduler applies a shift only above 1
+
+
 def run_config(released: dict[str, Any], name: str, text_path: str, vae_path: str, null_embedding: str) -> RunConfig:
     """Our RunConfig for a released config.json: the `paper` preset with the checkpoint's own sizes."""
     net, pre = released["network"], released.get("preconditioning", {})
@@ -117,7 +155,8 @@ def run_config(released: dict[str, Any], name: str, text_path: str, vae_path: st
     objective = replace(base.objective, sigma_data=float(pre.get("sigma_data", 0.5)),
                         uncertainty_weighting=bool(pre.get("do_gradnorm_reweighting", True)))
     text = TextConfig(encoder="t5", path=text_path, max_tokens=int(released.get("max_text_len", 77)), null_embedding=null_embedding)
-    return replace(base, name=name, rewards=rewards, text=text, latents=latents, model=model, objective=objective)
+    sample = replace(base.sample, time_shift=time_shift(released))
+    return replace(base, name=name, rewards=rewards, text=text, latents=latents, model=model, objective=objective, sample=sample)
 
 
 def read_released(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -126,36 +165,61 @@ def read_released(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
         raise MiroError(f"{folder} lacks {', '.join(missing)}; download the folder first, e.g. `huggingface-cli download nicolas-dufour/miro --local-dir {folder}`")
-    return json.loads((folder / "config.json").read_text()), load_file(str(folder / "model.safetensors"))
+    fix = "download the released folder again (huggingface-cli download nicolas-dufour/miro)"
+    config = read_checked(folder / "config.json", lambda p: json.loads(p.read_text()), fix)
+    if not isinstance(config, dict) or not isinstance(config.get("network"), dict):
+        raise MiroError(f"{folder / 'config.json'} has no \"network\" table, so it is not a released MIRO config; {fix}")
+    null = read_checked(folder / NULL_EMBEDDING, np.load, fix)
+    if null.ndim != 2 or null.shape[1] != config["network"].get("label_dim"):
+        raise MiroError(f"{folder / NULL_EMBEDDING} holds an array of shape {null.shape}, not (tokens, {config['network'].get('label_dim')}) "
+                        f"(network.label_dim); {fix}")
+    return config, read_checked(folder / "model.safetensors", lambda p: load_file(str(p)), fix)
+
+
+def _released_run_config(released: dict[str, Any], folder: Path, text_path: str, vae_path: str, null_embedding: str) -> RunConfig:
+    try:
+        return run_config(released, folder.name, text_path, vae_path, null_embedding)
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, MiroError):
+            raise
+        raise MiroError(f"{folder / 'config.json'} is not a released MIRO config ({type(error).__name__}: {error}); "
+                        "download the released folder again") from None
 
 
 def import_released(folder: Path | str, out: Path | str, *, text_path: str, vae_path: str, step: int = 0) -> Path:
-    """Write the run folder `out` for the released checkpoint in `folder`; returns its checkpoint folder."""
+    """Write the run folder `out` for the released checkpoint in `folder`; returns its checkpoint folder.
+    Everything is read and checked before `out` is written."""
     from miro.nets.flow_model import LogVarianceHead, build_model
+    from miro.rewards.real.weights import sha256_file
 
     folder, out = Path(folder), Path(out)
     released, weights = read_released(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / NULL_EMBEDDING, out / NULL_EMBEDDING)
-    cfg = run_config(released, folder.name, text_path, vae_path, str((out / NULL_EMBEDDING).resolve()))
+    cfg = _released_run_config(released, folder, text_path, vae_path, str((out / NULL_EMBEDDING).resolve()))
     text_dim = int(released["network"]["label_dim"])
     strip = {p: {k[len(p) + 1:]: v for k, v in weights.items() if k.startswith(p + ".")} for p in ("network", "preconditioning")}
     model = build_model(cfg.model, cfg.rewards, cfg.objective, text_dim)
     ours = network_state(strip["network"], list(released["network"]["coherence_keys"]))
-    result = model.load_state_dict(ours, strict=False)
+    try:
+        result = model.load_state_dict(ours, strict=False)
+        head = LogVarianceHead(time_input="gamma")
+        if cfg.objective.uncertainty_weighting and strip["preconditioning"]:
+            head.load_state_dict(logvar_state(strip["preconditioning"]))
+    except RuntimeError as error:  # a tensor of another shape than config.json's sizes give
+        raise MiroError(f"{folder}/model.safetensors does not fit its config.json ({str(error).strip().splitlines()[-1].strip()}); "
+                        "download the released folder again") from None
     if result.missing_keys or result.unexpected_keys:
         raise MiroError(f"{folder}/model.safetensors does not match the released layout: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
     ema = {k: v.contiguous() for k, v in model.state_dict().items()}
     train = {f"model.{k}": v for k, v in ema.items()}
     if cfg.objective.uncertainty_weighting and strip["preconditioning"]:
-        head = LogVarianceHead(time_input="gamma")
-        head.load_state_dict(logvar_state(strip["preconditioning"]))
         train.update({f"logvar.{k}": v for k, v in head.state_dict().items()})
     config = to_dict(cfg)
-    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / NULL_EMBEDDING, out / NULL_EMBEDDING)
     write_json_atomic(out / "config.json", config)
-    manifest = build_manifest(config, seed=cfg.seed, device=torch.device("cpu"),
-                              extra={"imported_from": str(folder.resolve()), "model_sha256": digest, "evaluate_only": True})
+    manifest = build_manifest(config, seed=cfg.seed, device=torch.device("cpu"), extra={
+        "imported_from": str(folder.resolve()), "model_sha256": sha256_file(folder / "model.safetensors"), "evaluate_only": True,
+        "released_scheduler": released.get("scheduler", RELEASED_SCHEDULER)})
     return save_checkpoint(out, step, train=train, ema=ema, optimizer={}, state={"imported": True},
                            manifest=manifest)
 

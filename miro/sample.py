@@ -136,16 +136,21 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
            shape: Sequence[int], *, positive: Branch, negative: Branch | None, guidance_scale: float,
            steps: int = 50, solver: str = "euler", shift: float = 1.0,
            device: torch.device | str = "cpu", precision: str = "auto",
-           compile_mode: str | None = None) -> torch.Tensor:
+           compile_mode: str | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Generate one sample per (caption, seed) in the model's data space: (B, *shape).
 
-    With `negative` None or guidance_scale == 1 only the positive branch is evaluated. Network calls run
+    The ODE starts from `noise` when given ((B, *shape), e.g. the very noise another implementation starts from),
+    else from each seed's own noise (`initial_noise`). With `negative` None or guidance_scale == 1 only the
+    positive branch is evaluated. Network calls run
     under `precision` (SampleConfig.precision) and, with a `compile_mode`, through torch.compile; the ODE
     state stays float32. A non-finite guidance scale, or an output holding NaN or inf (a diverged network),
     is refused: it would decode to black images that a scorer rates as valid.
     """
     device = torch.device(device)
     check_range("guidance scale", guidance_scale)
+    if noise is not None and tuple(noise.shape) != (len(seeds), *shape):
+        raise MiroError(f"the initial noise has shape {tuple(noise.shape)}; sampling {len(seeds)} images of {tuple(shape)} needs "
+                        f"{(len(seeds), *shape)}")
     check_targets(positive.targets, model.reward_names)
     guided = negative is not None and guidance_scale != 1.0
     if negative is not None:
@@ -170,7 +175,8 @@ def sample(model: FlowModel, text_encoder: TextEncoder, captions: Sequence[str],
         v_pos, v_neg = v.chunk(2)
         return guided_velocity(v_pos, v_neg, guidance_scale)
 
-    x = integrate(velocity, initial_noise(shape, seeds, device), steps, solver, shift)
+    start = initial_noise(shape, seeds, device) if noise is None else noise.to(device, torch.float32)
+    x = integrate(velocity, start, steps, solver, shift)
     if not torch.isfinite(x).all():
         raise MiroError(f"the sampler produced NaN or inf in {int((~torch.isfinite(x)).flatten(1).any(1).sum())} of {len(x)} samples "
                         "(a diverged checkpoint or an extreme guidance scale); use an earlier checkpoint or a smaller guidance")

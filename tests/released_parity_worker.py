@@ -55,8 +55,11 @@ with torch.no_grad():  # random weights everywhere, so no zero-initialised layer
 uncond = torch.randn(L, NET["label_dim"])
 out = work / "released"
 out.mkdir(parents=True, exist_ok=True)
+# a time shift != 1, so that the import has to convert the released sampling grid (gamma, shifted from gamma = 0) into ours
+SCHEDULER = {"start": 1, "end": 0, "shift": 3.0, "clip_min": 1e-9}
 config = {"network": NET, "preconditioning": PRE, "data_preprocessing": {"channel_wise_normalisation": True, "vae_sample": True},
-          "postprocessing": {"channel_wise_normalisation": True}, "max_text_len": L, "data_resolution": NET["data_size"]}
+          "postprocessing": {"channel_wise_normalisation": True}, "max_text_len": L, "data_resolution": NET["data_size"],
+          "scheduler": SCHEDULER}
 (out / "config.json").write_text(json.dumps(config))
 state = {**{f"network.{k}": v.clone() for k, v in net.state_dict().items()}, **{f"preconditioning.{k}": v.clone() for k, v in pre.state_dict().items()}}
 save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
@@ -134,7 +137,8 @@ ref.update({f"after.{n}": p.detach().clone() for n, p in named.items()})
 ref.update({f"ema.network.{n}": p.detach().clone() for n, p in ema.named_parameters()})
 ref["lr"] = torch.tensor([opt.param_groups[0]["lr"]], dtype=torch.float64)
 
-# 4. 50-step guided Euler sampling from the given noise (the pipeline's negative: stored embedding, all-ones mask)
+# 4. 50-step guided Euler sampling from the given noise on config.json's time grid, as MiroPipeline builds it (its
+# negative: the stored embedding with an all-ones mask)
 net.load_state_dict({k[len("network."):]: v for k, v in state.items() if k.startswith("network.")})
 net.eval()
 x_n = load_file(str(work / "inputs.safetensors"))["noise"]
@@ -142,12 +146,12 @@ with torch.no_grad():
     latents = flow_euler_sampler(
         lambda b: pre(net, b), {"y": x_n.clone(), "previous_latents": None, "text_tokens_embeddings": text.clone(),
                                 "text_tokens_mask": mask.clone()},
-        num_steps=50, scheduler=LinearScheduler(), conditioning_keys=["text_tokens"],
+        num_steps=50, scheduler=LinearScheduler(**config["scheduler"]), conditioning_keys=["text_tokens"],
         uncond_tokens={"text_tokens_embeddings": uncond.expand(B, -1, -1).clone(), "text_tokens_mask": torch.ones(B, L, dtype=torch.bool)},
         cfg_rate=3.0, coherence_keys=[f"{k}_coherence" for k in KEYS],
         coherence_values={f"{k}_coherence": 1.0 for k in KEYS}, uncoherence_values={f"{k}_coherence": 0.0 for k in KEYS},
         sampling_dtype=torch.float32)
 ref["sample"] = latents
 save_file({k: v.contiguous() for k, v in ref.items()}, str(work / "reference.safetensors"))
-(work / "settings.json").write_text(json.dumps({"optim": OPT, "keys": KEYS, "cfg_rate": 3.0, "steps": 50}))
+(work / "settings.json").write_text(json.dumps({"optim": OPT, "keys": KEYS, "cfg_rate": 3.0, "steps": 50, "shift": SCHEDULER["shift"]}))
 print("ok")

@@ -255,3 +255,56 @@ def test_damaged_prepared_data_is_named_with_the_fix(name: str, world: Path, tmp
     err = refuse(miro_cli.main, ["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(tmp_path / "data"),
                                  "--set", "optim.steps=2"], tmp_path, capsys)
     assert f"{name} is corrupt or truncated" in err and "to prepare the data again" in err
+
+
+RELEASED_NET = dict(data_size=8, data_dim=64, num_input_channels=4, num_latents=16, latents_dim=64, label_dim=32, num_processing_layers=1,
+                    num_blocks=2, patch_size=2, num_cond_tokens=77, read_write_heads=4, compute_heads=4, use_cond_rin_block=True,
+                    concat_cond_token_to_latents=False, use_self_conditioning=True, num_text_registers=4,
+                    coherence_keys=["clip_score", "aesthetic_score"], coherence_dropout=0.0, dropout_strategy="none")
+
+
+def released_folder(root: Path, config: object = None, weights: bytes | None = None, null_shape: tuple[int, ...] = (6, 32)) -> Path:
+    """A folder in the released layout (config.json, model.safetensors, uncond_embedding.npy) with one part replaced."""
+    import json
+
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True)
+    given = {"network": RELEASED_NET, "preconditioning": {}, "max_text_len": 6} if config is None else config
+    (root / "config.json").write_text(given if isinstance(given, str) else json.dumps(given))
+    if weights is None:
+        save_file({"network.latents": torch.zeros(16, 64)}, str(root / "model.safetensors"))
+    else:
+        (root / "model.safetensors").write_bytes(weights)
+    np.save(root / "uncond_embedding.npy", np.zeros(null_shape, dtype=np.float32))
+    return root
+
+
+def scheduler(**block: object) -> dict:
+    return {"network": RELEASED_NET, "preconditioning": {}, "max_text_len": 6, "scheduler": block}
+
+
+IMPORT = [  # (case, folder builder given a root, text the one line must hold)
+    ("config-not-json", lambda r: released_folder(r, config="{network: "), "config.json is corrupt or truncated"),
+    ("config-without-network", lambda r: released_folder(r, config={"unet": {}}), 'no "network" table'),
+    ("config-missing-size", lambda r: released_folder(r, config={"network": {**RELEASED_NET, "data_size": None}}), "is not a released MIRO config"),
+    ("garbage-weights", lambda r: released_folder(r, weights=bytes(range(200))), "model.safetensors is corrupt or truncated"),
+    ("null-embedding-of-another-width", lambda r: released_folder(r, null_shape=(6, 48)), "not (tokens, 32)"),
+    ("scheduler-range", lambda r: released_folder(r, config=scheduler(start=0.5, end=0)), "runs gamma from 0.5 to 0"),
+    ("scheduler-unknown-argument", lambda r: released_folder(r, config=scheduler(sigma_max=80)), "['sigma_max']"),
+    ("scheduler-clamped", lambda r: released_folder(r, config=scheduler(clip_min=0.05)), "clip_min = 0.05"),
+    ("scheduler-shift-text", lambda r: released_folder(r, config=scheduler(shift="3")), "scheduler.shift = '3' is not a number"),
+    ("weights-of-other-sizes", lambda r: released_folder(r, config={**scheduler(), "network": {**RELEASED_NET, "latents_dim": 32}}),
+     "does not fit its config.json"),
+]
+
+
+@pytest.mark.parametrize("case", IMPORT, ids=lambda c: c[0])
+def test_import_released_refuses_a_damaged_or_unrepresentable_release(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, build, expected = case
+    folder = build(tmp_path / "released")
+    argv = ["import-released", str(folder), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"]
+    assert expected in refuse(miro_cli.main, argv, tmp_path, capsys)
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -68,7 +68,7 @@ class FixedText(TextEncoder):
 @pytest.fixture(scope="module")
 def parity(released_site, tmp_path_factory):
     work = tmp_path_factory.mktemp("parity")
-    save_file({"noise": initial_noise((4, 8, 8), SEEDS)}, str(work / "inputs.safetensors"))
+    save_file({"noise": initial_noise((4, 8, 8), SEEDS) / 1.5}, str(work / "inputs.safetensors"))  # given, not drawn from SEEDS
     env = {**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(WORKER), str(released_site), str(work)], capture_output=True, text=True,
                           env=env, timeout=300)
@@ -110,13 +110,18 @@ def test_network_output_matches(parity):
     assert torch.allclose(z, ref["forward_latents"], atol=1e-5)
 
 
-def test_guided_sampling_matches_over_fifty_steps(parity):
-    ref, cfg = parity["ref"], parity["cfg"]
-    g = parity["settings"]["cfg_rate"] + 1  # released (1 + w) v_pos - w v_neg  ->  g = w + 1
+def test_guided_sampling_matches_over_fifty_steps_on_the_released_shifted_grid_from_the_same_noise(parity):
+    ref, cfg, settings = parity["ref"], parity["cfg"], parity["settings"]
+    assert cfg.sample.time_shift == pytest.approx(1 / settings["shift"])  # config.json's scheduler, in our convention
+    g = settings["cfg_rate"] + 1  # released (1 + w) v_pos - w v_neg  ->  g = w + 1
     positive, negative = guidance_branches(SampleConfig(guidance_scale=g), cfg.rewards.names)
+    noise = load_file(str(parity["work"] / "inputs.safetensors"))["noise"]  # the released run's start, no seed's own noise
     x = sample(parity["model"], parity["text"], [f"p{i}" for i in range(len(SEEDS))], SEEDS, (4, 8, 8),
-               positive=positive, negative=negative, guidance_scale=g, steps=50)
+               positive=positive, negative=negative, guidance_scale=g, steps=50, shift=cfg.sample.time_shift, noise=noise)
     assert torch.allclose(x, ref["sample"], atol=1e-4), (x - ref["sample"]).abs().max()
+    unshifted = sample(parity["model"], parity["text"], [f"p{i}" for i in range(len(SEEDS))], SEEDS, (4, 8, 8),
+                       positive=positive, negative=negative, guidance_scale=g, steps=50, noise=noise)
+    assert not torch.allclose(unshifted, ref["sample"], atol=1e-2)  # the grid matters: the check above can fail
 
 
 def _trainable(parity) -> tuple[torch.nn.ModuleDict, FlowModel]:

@@ -82,3 +82,27 @@ def test_a_trained_checkpoint_loads_for_sampling(tmp_path):
     assert images.shape == (1, 3, 16, 16)
     with pytest.raises(MiroError, match="holds no checkpoint"):
         load_generator(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("shift", [1.0, 0.5, 3.0, 6.0])
+def test_the_released_time_grid_is_ours_with_the_imported_shift(shift):
+    """Released LinearScheduler (start 1, end 0): gamma_i = s u / (1 + (s - 1) u) at u = i / n when s > 1, else u;
+    our t runs 1 -> 0 and the network of an imported checkpoint reads gamma = 1 - t."""
+    from miro.released import time_shift
+    from miro.sample import time_grid
+
+    u = torch.arange(51, dtype=torch.float64) / 50
+    gamma = shift * u / (1 + (shift - 1) * u) if shift > 1 else u
+    ours = time_grid(50, time_shift({"scheduler": {"start": 1, "end": 0, "shift": shift, "clip_min": 1e-9}}))
+    assert torch.allclose(1 - ours.double(), gamma, atol=1e-6)
+    assert time_shift({}) == 1.0  # no scheduler block: the pipeline's default, unshifted
+
+
+def test_an_explicit_initial_noise_is_where_sampling_starts(model_and_encoder):
+    captions, seeds = ["a red circle", "a blue square"], [11, 12]
+    noise = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    given = run(*model_and_encoder, captions, seeds, noise=noise)
+    assert torch.equal(given, run(*model_and_encoder, captions, [98, 99], noise=noise))  # the seeds no longer decide it
+    assert not torch.allclose(given, run(*model_and_encoder, captions, seeds))
+    with pytest.raises(MiroError, match=r"needs \(2, 3, 16, 16\)"):
+        run(*model_and_encoder, captions, seeds, noise=noise[:1])
