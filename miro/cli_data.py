@@ -167,6 +167,7 @@ def bins_command(args: argparse.Namespace) -> None:
 
 
 def weights_command(args: argparse.Namespace) -> None:
+    weights_file.read(args.file)  # a file that does not parse is the one problem: one line
     problems = weights_file.check(args.file)
     if problems:
         print("\n".join(problems))  # one a line, like a linter's report; the error line sums them up

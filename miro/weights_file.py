@@ -183,6 +183,8 @@ def parse(data: Mapping[str, Any], source: str = "") -> WeightsFile:
                 scorers[name] = _scorer_entry(name, options, source)
             continue
         allowed = PATH_KEYS[section] + (GENEVAL_OPTIONS if section == "geneval" else ()) + ("sha256",)
+        if PATH_KEYS[section] == ("path",) and "path" not in table:
+            raise MiroError(f'{source}: [{section}] names no path; add path = "/weights/..." (or delete the table)')
         hashes = table.get("sha256", {})
         for key, value in table.items():
             if key not in allowed:
@@ -215,12 +217,17 @@ def _scorer_entry(name: str, options: Any, source: str) -> ScorerEntry:
 def read(path: str | os.PathLike) -> WeightsFile:
     """Parse one weights file (a one-line error for a missing or malformed file)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise MiroError(f"weights file {path} is a folder; pass the TOML file that names the weights (see python -m miro weights --help)")
     if not path.is_file():
         raise MiroError(f"weights file {path} does not exist; pass --weights FILE (a TOML file, see python -m miro weights --help)")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise MiroError(f"weights file {path} is not valid TOML ({err}); fix the line it names") from None
+    except UnicodeDecodeError:
+        raise MiroError(f"weights file {path} is not text (it is not UTF-8); pass the TOML file that names the weights, "
+                        "not a weights file itself") from None
     return parse(data, str(path))
 
 
@@ -262,8 +269,53 @@ def _sha256(path: Path) -> str:
     return sha256_folder(path) if path.is_dir() else sha256_file(path)
 
 
+FOLDER_KEYS = ("t5", "vae", "geneval.detector", "benchmarks.fid_reference")  # and every scorer option named *_dir
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # FLAN-T5's fast or sentencepiece tokenizer
+
+
+def expects_folder(key: str) -> bool:
+    return key in FOLDER_KEYS or key.endswith("_dir")
+
+
+def _weights_problem(path: Path) -> str:
+    """Whether one weights file opens in its format (its header only, never the tensors); "" when it does."""
+    import zipfile
+
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except Exception as err:  # the library raises several types for a bad header
+            return f"{path.name} is not a safetensors file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        return ""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # torch.save writes a zip (or, before torch 1.6, a pickle)
+        return f"{path.name} is neither a torch.save zip nor a pickle"
+    return ""
+
+
+def _folder_problem(entry: Entry, path: Path) -> str:
+    files = [p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    weights = [p for p in files if p.suffix in WEIGHT_SUFFIXES]
+    if entry.key in ("t5", "vae", "geneval.detector") or entry.key.endswith(".model_dir"):
+        if not weights:
+            return f"holds no weights file ({', '.join(WEIGHT_SUFFIXES)})"
+        if entry.key == "t5" and not any((path / name).is_file() for name in TOKENIZER_FILES):
+            return f"holds no tokenizer ({' or '.join(TOKENIZER_FILES)}); save the tokenizer beside the model"
+    if entry.key == "benchmarks.fid_reference" and not any(p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") for p in files):
+        return "holds no image (.png, .jpg, .jpeg, .webp)"
+    return next((problem for p in weights if (problem := _weights_problem(p))), "")
+
+
 def _check_config(entry: Entry, path: Path) -> str:
-    """Read the entry's config (never its weights); "" when fine, else the problem."""
+    """Read the entry's config, text and weights headers (never its tensors); "" when fine, else the problem."""
+    if path.is_dir() != expects_folder(entry.key):
+        return (f"is a folder, but {entry.key} names a file" if path.is_dir() else
+                f"is a file, but {entry.key} names a folder (a save_pretrained folder or a folder of files)")
     try:
         if entry.key == "t5":
             from transformers import AutoConfig
@@ -280,18 +332,33 @@ def _check_config(entry: Entry, path: Path) -> str:
 
             AutoConfig.from_pretrained(str(path))
         elif entry.key == "geneval.metadata":
-            for line in path.read_text().splitlines():
+            for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     json.loads(line)
         elif entry.key == "benchmarks.parti":
             header = path.read_text(encoding="utf-8").splitlines()[0].split("\t")
             if header[:2] != ["Prompt", "Category"]:
                 return f"header {header} is not PartiPrompts' (Prompt, Category, Challenge, Note)"
+        elif path.suffix in (".json", ".jsonl", ".tsv", ".txt"):
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".json":
+                json.loads(text)
         elif path.is_dir() and (path / "config.json").is_file():
-            json.loads((path / "config.json").read_text())
+            json.loads((path / "config.json").read_text(encoding="utf-8"))
     except Exception as err:  # any reader failure is a problem of this entry, listed with the others
         return f"cannot read its config ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-    return ""
+    return _folder_problem(entry, path) if path.is_dir() else (_weights_problem(path) if path.suffix in WEIGHT_SUFFIXES else "")
+
+
+def _unnamed_files(scorer: ScorerEntry) -> list[str]:
+    """The file options a scorer cannot load without (it has a published source to fetch them from) that its table
+    leaves out."""
+    from miro.rewards.registry import source_of
+
+    given = {entry.key.rsplit(".", 1)[1] for entry in scorer.files}
+    return [f"[scorers.{scorer.name}] names no {key}; add {key} = PATH (get it with: {source_of(scorer.name, key).how_to_get()})"
+            for key, parameter in scorer_parameters(scorer.name).items()
+            if _is_path_option(parameter) and key not in given and source_of(scorer.name, key) is not None]
 
 
 def check(path: str | os.PathLike) -> list[str]:
@@ -313,6 +380,7 @@ def check(path: str | os.PathLike) -> list[str]:
         if problem := _check_config(entry, resolved):
             problems.append(f"weights file key {entry.key}: {resolved}: {problem}")
     for scorer in weights.scorers.values():
+        problems += [f"weights file {problem}" for problem in _unnamed_files(scorer)]
         parameters = scorer_parameters(scorer.name)
         for key in scorer.options:
             if key not in parameters:

@@ -308,3 +308,64 @@ def test_import_released_refuses_a_damaged_or_unrepresentable_release(case, tmp_
     argv = ["import-released", str(folder), "--out", str(tmp_path / "run"), "--text-encoder", "t5", "--vae", "vae"]
     assert expected in refuse(miro_cli.main, argv, tmp_path, capsys)
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_weights_check_opens_every_file_in_its_format_and_names_each_broken_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The broken files that once passed: random bytes named .safetensors, a folder where a file belongs and the
+    reverse, a T5 folder without its tokenizer, a scorer table that names none of its files (clip_score reads its
+    processor from its model folder: only model_dir is missing)."""
+    import shutil
+
+    from rewards_real.tiny_hf_clip import write_model, write_processor
+    from tiny_real_weights import save_tiny_t5
+
+    t5 = save_tiny_t5(tmp_path / "t5")
+    shutil.copytree(t5, tmp_path / "t5-no-tokenizer")
+    (tmp_path / "t5-no-tokenizer" / "tokenizer.json").unlink()
+    model = write_model(tmp_path / "pickscore", seed=0)
+    (model / "model.safetensors").write_bytes(bytes(range(200)))  # 200 random bytes named as a safetensors file
+    (tmp_path / "colors.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
+    (tmp_path / "weights.toml").write_text(f"""
+[t5]
+path = "{tmp_path / 't5-no-tokenizer'}"
+[vae]
+path = "{tmp_path / 'colors.safetensors'}"
+[scorers.pickscore]
+model_dir = "{model}"
+processor_dir = "{write_processor(tmp_path / 'processor')}"
+[scorers.hpsv2]
+checkpoint = "{tmp_path / 'processor'}"
+[scorers.clip_score]
+device = "cpu"
+[geneval]
+colors = "{tmp_path / 'colors.safetensors'}"
+""")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        miro_cli.main(["weights", "check", str(tmp_path / "weights.toml")])
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    expected = ["key t5: ", "holds no tokenizer (tokenizer.json or spiece.model)", "key vae: ", "is a file, but vae names a folder",
+                "key scorers.pickscore.model_dir: ", "model.safetensors is not a safetensors file",
+                "is a folder, but scorers.hpsv2.checkpoint names a file", "[scorers.clip_score] names no model_dir",
+                "key geneval.colors: ", "colors.safetensors is not a safetensors file"]
+    assert [e for e in expected if not any(e in line for line in lines)] == [], lines
+    assert exit.value.code == 2 and err.startswith(f"error: {len(lines)} problem(s)") and err.count("\n") == 1 and len(lines) == 6
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('[t5]\nsha256 = "00"\n', "[t5] names no path"),
+    (bytes(range(256)) * 4, "is not text (it is not UTF-8)"),
+    ("folder", "is a folder; pass the TOML file"),
+])
+def test_a_weights_file_that_names_nothing_or_is_not_toml_is_refused_by_every_command(content, expected, tmp_path: Path,
+                                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    weights = tmp_path / "weights.toml"
+    if content == "folder":
+        weights.mkdir()
+    elif isinstance(content, bytes):
+        weights.write_bytes(content)
+    else:
+        weights.write_text(content)
+    assert expected in refuse(miro_cli.main, ["weights", "check", str(weights)], tmp_path, capsys)
+    assert expected in refuse(miro_cli.main, ["train", "--out", str(tmp_path / "run"), "--weights", str(weights), "--dry-run"], tmp_path, capsys)
