@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with one_line_errors():
         built = build_report(args.sweep_dir, args.out)
+    if built.kept:
+        print(f"kept {built.kept}: it covers more than these results ({built.missing[0]}); wrote this rebuild beside it")
     print(f"wrote {built.html} and {built.tables}/ in {built.seconds:.1f} s")
     for note in built.missing:
         print(f"missing: {note}")

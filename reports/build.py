@@ -2,6 +2,10 @@
 
 Nothing here trains or scores: a rebuild reads results/ and takes seconds, so it can run after every
 finished unit of a sweep and on a partial sweep (the report then says what is missing).
+
+A finished report is never replaced by less: a rebuild that lacks results (results/ moved away, units not
+finished) and covers fewer estimates than the report already there is written beside it, as
+<name>.partial.html with its tables, and the report there is kept.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from miro.files import write_text_atomic
 from reports import modes, reference
 from reports.claims import claims, claims_frame
 from reports.comparisons import ALPHA, PromptMeans, statistics
@@ -42,6 +47,18 @@ class Built:
     tables: Path
     seconds: float
     missing: list[str]
+    kept: Path | None = None  # the fuller report left in place, when this one went beside it
+
+
+def covered(html: Path) -> int | None:
+    """How many estimates the report at `html` covers (rows of its exported estimates table); None when there is no
+    report there, and a report whose table does not read counts as covering everything (it is never judged less)."""
+    if not html.is_file():
+        return None
+    try:
+        return len(pd.read_csv(html.with_name(f"{html.stem}_tables") / "estimates.csv"))
+    except (OSError, ValueError, pd.errors.ParserError):
+        return 2**62
 
 
 def failure_examples(failures: list[dict], limit: int = FAILURE_EXAMPLES) -> list[dict]:
@@ -109,7 +126,12 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
         "failures": failure_examples(results.failures), "grids": {a: png_uri(p) for a, p in results.grids.items()},
         "csv_uris": {name: csv_uri(frame) for name, frame in tables.items()},
     }
+    kept, before = None, covered(html)
+    if results.missing and before is not None and len(stats.estimates) < before:
+        kept, html = html, html.with_name(f"{html.stem}.partial{html.suffix}")
+        folder = html.with_name(f"{html.stem}_tables")
+        context["tables_folder"] = folder
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(render(context), encoding="utf-8")
+    write_text_atomic(html, render(context))
     export(tables, folder)
-    return Built(html, folder, time.perf_counter() - started, results.missing)
+    return Built(html, folder, time.perf_counter() - started, results.missing, kept)

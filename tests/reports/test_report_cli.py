@@ -22,3 +22,18 @@ def test_cli_names_a_missing_sweep_in_one_line(tmp_path: Path, capsys: pytest.Ca
     assert exit.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "sweep.json not found" in err and "\n" not in err
+
+
+def test_a_rebuild_with_fewer_results_is_written_beside_the_finished_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_synthetic_sweep(tmp_path / "sweep", prompts=12, samples=1, seeds=(0,), optional=False)
+    assert main([str(root)]) == 0
+    finished = (root / "report.html").read_bytes()
+    (root / "results").rename(tmp_path / "moved")  # results/ missing: the rebuild would say "no evaluation results yet"
+    capsys.readouterr()
+    assert main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert (root / "report.html").read_bytes() == finished
+    assert f"kept {root / 'report.html'}" in out and "no evaluation results yet" in out
+    assert (root / "report.partial.html").is_file() and (root / "report.partial_tables" / "estimates.csv").is_file()
+    (tmp_path / "moved").rename(root / "results")
+    assert main([str(root)]) == 0 and "kept" not in capsys.readouterr().out  # the full results replace it again
