@@ -3,8 +3,10 @@ problems listed at once, so one run of `--dry-run` says everything that needs fi
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from harness.executors import SlurmResources
 from harness.geneval.rules import GenEvalOptions
@@ -28,6 +30,15 @@ def _scorers(what: str, names: tuple[str, ...], problems: list[str]) -> None:
     for name in names:
         if name not in known:
             problems.append(f'{what}: unknown scorer "{name}"{did_you_mean(name, known)}; registered: {", ".join(known)}')
+
+
+def _options(what: str, options: Mapping[str, Mapping[str, Any]], problems: list[str]) -> None:
+    """Scorer options that the scorer's factory does not take (they would fail inside a unit, after hours)."""
+    from miro.weights_file import scorer_option_problem
+
+    known = scorer_names()
+    problems += [f"{what}: {problem}" for name, given in options.items() if name in known
+                 if (problem := scorer_option_problem(name, given))]
 
 
 def _prompts(what: str, prompts: str, problems: list[str]) -> None:
@@ -54,6 +65,7 @@ def suite_problems(suite: Suite) -> list[str]:
     where = f"evaluation.{suite.name}"
     _prompts(f"{where}.prompts", suite.prompts, problems)
     _scorers(f"{where}.scorers", suite.scorers or (), problems)
+    _options(f"{where}.scorer_options", suite.scorer_options, problems)
     for name in suite.scorer_options:
         if suite.scorers is not None and name not in suite.scorers:
             problems.append(f'{where}.scorer_options names "{name}", which is not among its scorers; add it to scorers')
@@ -83,6 +95,7 @@ def study_problems(study: Study) -> list[str]:
         problems += suite_problems(suite)
     stages = study.data
     _scorers("data.annotate", stages.annotate, problems)
+    _options("data.scorer_options", stages.scorer_options, problems)
     if stages.annotate_shards < 1 or stages.precompute_shards < 1:
         problems.append("data.annotate_shards and data.precompute_shards must be >= 1")
     if not 0 <= stages.max_failed <= 1:
@@ -111,6 +124,7 @@ def study_problems(study: Study) -> list[str]:
     if study.tuning is not None:
         _prompts("tuning.prompts", study.tuning.prompts, problems)
         _scorers("tuning.scorers", study.tuning.scorers or (), problems)
+        _options("tuning.scorer_options", study.tuning.scorer_options, problems)
         try:
             TuneOptions(objectives=study.tuning.objectives, trials=study.tuning.trials, prompts=study.tuning.prompts,
                         steps=study.tuning.steps)
@@ -120,6 +134,7 @@ def study_problems(study: Study) -> list[str]:
         problems.append(f"tuning.samples_per_prompt = {study.tuning.samples_per_prompt} must be >= 1")
     if study.control is not None:
         _prompts("control.prompts", study.control.prompts, problems)
+        _options("control.scorer_options", study.control.scorer_options, problems)
         if study.control.samples_per_prompt < 1:
             problems.append(f"control.samples_per_prompt = {study.control.samples_per_prompt} must be >= 1")
         if not study.control.values or any(not 0 <= v <= 1 for v in study.control.values):
@@ -158,3 +173,25 @@ def validate(study: Study) -> None:
         raise MiroError(f"study {study.name}: {problems[0]} (nothing was planned)")
     if problems:
         raise MiroError(f"study {study.name} has {len(problems)} problems; nothing was planned:\n  - " + "\n  - ".join(problems))
+
+
+YEAR_HOURS = 24 * 365
+
+
+def absurd_plan(plan: Any, table: Mapping[str, Any], max_gpu_hours: float, gpus: Callable[[Any], int]) -> str:
+    """Why a study's plan (harness.plan.Plan) is absurd: more GPU-hours than `max_gpu_hours` in all, or a training
+    unit longer than a year on its `gpus(unit)` GPUs; "" when it is not. Estimated as `--dry-run` estimates."""
+    from harness.estimate import stage_gpu_hours
+
+    hours = stage_gpu_hours(plan, table)
+    total = sum(h for h in hours.values() if h)
+    if total > max_gpu_hours:
+        stages = ", ".join(f"{stage} {h:,.0f}" for stage, h in hours.items() if h)
+        return f"study {plan.study.name} is estimated at {total:,.0f} GPU-hours ({stages}), over --max-gpu-hours {max_gpu_hours:,.0f}"
+    for planned in plan.train:
+        optim = planned.unit.params["config"]["optim"]
+        days = optim["steps"] * optim["batch_size"] * table["train"]["per_sample"] / 3600 / gpus(planned) / 24
+        if days > YEAR_HOURS / 24:
+            return (f"{planned.label} is estimated at {days:,.0f} days on its {gpus(planned)} GPU(s) ({optim['steps']:,} steps of batch "
+                    f"{optim['batch_size']}), longer than a year")
+    return ""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from harness.plan import Plan  # only a type: the sweep's --help reads THROUGHPUTS without the pipeline's imports
 
 THROUGHPUTS = Path(__file__).with_name("throughputs.toml")
+MAX_GPU_HOURS = 1e5  # about 8 times the paper's whole study: a plan above it is a typo until the user says otherwise
 
 
 def read_throughputs(path: str | Path = THROUGHPUTS) -> dict[str, Any]:

@@ -24,6 +24,8 @@ nothing from it: it learns how each unit ended from the store's JSON records and
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 import shutil
@@ -336,8 +338,13 @@ class UnitRun:
                 self.store.set_state(unit.key, "pending", executor=self.executor.kind)
             jobs = []
             for chunk in array_chunks(group, self.executor.max_array_size):
-                with inner.batch():
-                    jobs += [inner.submit(UnitJob(self.store, unit, self.functions[unit.kind])) for unit in chunk]
+                try:
+                    with contextlib.redirect_stderr(io.StringIO()), inner.batch():  # submitit prints sbatch's refusal too
+                        jobs += [inner.submit(UnitJob(self.store, unit, self.functions[unit.kind])) for unit in chunk]
+                except submitit.core.utils.FailedJobError as error:  # sbatch refused: the controller is down, a bad option
+                    said = next((line for line in str(error).splitlines() if line.strip()), "no message")
+                    raise MiroError(f"{self.executor.kind} refused to take the {', '.join(kinds)} jobs ({said}); check the cluster "
+                                    "(sinfo) and the job options, then run the same command again: nothing finished is lost") from None
             for unit, job in zip(group, jobs, strict=True):
                 self.jobs[unit.key] = job
                 self.store.log_event(unit.key, "submitted", job_id=job.job_id, executor=self.executor.kind)

@@ -8,6 +8,10 @@ written), so a study is refused before a single unit is planned.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +21,8 @@ from miro.errors import MiroError, unknown_name_error
 
 # fields that identify a run rather than define it: never counted as a difference
 IDENTITY_FIELDS = ("name",)
+# a study's, an arm's or a suite's name: each becomes a folder or a file name of the store and the report
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,50 @@ class Study:
         raise unknown_name_error("arm", name, [a.name for a in self.arms])
 
 
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"a tuple of {_describe(args[0])}" if args else "a tuple"
+    if origin in (Mapping, dict):
+        return "a mapping"
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _fits(value: Any, hint: Any, where: str) -> list[str]:
+    """Where `value` does not have the type `hint` (itself, an element, or a field of a nested dataclass)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return []
+    wrong = [f"{where} = {value!r:.60} ({type(value).__name__}) must be {_describe(hint)}"]
+    if origin in (typing.Union, types.UnionType):
+        found = [_fits(value, option, where) for option in args]
+        return [] if [] in found else next((f for f in found if f and not f[0].startswith(f"{where} = ")), wrong)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return wrong
+        return [p for i, item in enumerate(value) for p in _fits(item, args[0], f"{where}[{i}]")] if args else []
+    if origin in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            return wrong
+        return [p for k, item in value.items() for p in _fits(item, args[1], f"{where}.{k}")] if len(args) == 2 else []
+    if dataclasses.is_dataclass(hint):
+        return type_problems(value, where) if isinstance(value, hint) else wrong  # type: ignore[arg-type]
+    if hint is type(None):
+        return [] if value is None else wrong
+    if isinstance(value, bool) and hint is not bool or not isinstance(value, (int, float) if hint is float else hint):
+        return wrong
+    return []
+
+
+def type_problems(value: Any, where: str) -> list[str]:
+    """Every field of a study (a dataclass, nested ones included: arms, suites, run configs) whose value has the
+    wrong type, so `Study(name=5, arms="x")` is named at once rather than met as an AttributeError later."""
+    hints = typing.get_type_hints(type(value))
+    return [p for f in dataclasses.fields(value) for p in _fits(getattr(value, f.name), hints[f.name], f"{where}.{f.name}")]
+
+
 def flatten(data: Mapping[str, object], prefix: str = "") -> dict[str, object]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, object] = {}
@@ -186,7 +236,10 @@ def undeclared_differences(arm: Arm, baseline: Arm) -> list[str]:
 
 def arm_problems(study: Study) -> list[str]:
     """Duplicate arm names, unknown baselines, undeclared differences and checkpoints an arm never writes."""
-    problems = []
+    problems = [f"{what} {name!r} cannot name a folder (it would leave the store or be hidden); use letters, digits and . _ + -"
+                for what, name in (("study name", study.name), *(("arm name", a.name) for a in study.arms),
+                                   *(("suite name", suite.name) for suite in study.evaluation))
+                if not SAFE_NAME.fullmatch(name)]
     names = [a.name for a in study.arms]
     if not names:
         problems.append(f"study {study.name} has no arms; add at least one Arm")

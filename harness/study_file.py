@@ -15,16 +15,27 @@ import ast
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.study import Study
+from harness.study import Study, type_problems
 from miro.config import with_overrides
 from miro.errors import MiroError, unknown_name_error
 
 BUILTIN = Path(__file__).resolve().parent.parent / "ablations" / "sweeps.py"
+
+
+def user_code_error(error: BaseException, path: Path) -> MiroError:
+    """The error of a user's study file as one line: its file, line and message, not the harness's stack."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return MiroError(f"{error.filename}, line {error.lineno}: {type(error).__name__}: {error.msg}; fix the study file")
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    where = f"{frames[-1].filename}, line {frames[-1].lineno}, in {frames[-1].name}" if frames else str(path)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return MiroError(f"{where}: {type(error).__name__}{': ' + message if message else ''}; fix the study file")
 
 
 def _module(path: Path) -> Any:
@@ -34,7 +45,12 @@ def _module(path: Path) -> Any:
         raise MiroError(f"cannot load study file {path}: it must be a Python file defining study() or STUDIES")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses defined in the file need their module registered
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except MiroError:
+        raise
+    except Exception as error:  # the user's code: its own line, whatever it raised
+        raise user_code_error(error, path) from None
     return module
 
 
@@ -78,9 +94,18 @@ def load_study(spec: str, inputs: Mapping[str, str] | None = None, overrides: Se
     unknown = [k for k in given if k not in accepted]
     if unknown:
         raise MiroError(f"study {spec} takes no --{' --'.join(unknown)}; it takes {', '.join('--' + p for p in accepted) or 'no inputs'}")
-    study = function(**given)
+    try:
+        study = function(**given)
+    except MiroError:
+        raise
+    except Exception as error:  # the user's code (or a preset it calls with a wrong argument)
+        raise user_code_error(error, Path(inspect.getfile(function))) from None
     if not isinstance(study, Study):
         raise MiroError(f"study {spec} returned a {type(study).__name__}; a study function must return harness.study.Study")
+    problems = type_problems(study, "study")
+    if problems:
+        raise MiroError(f"study {spec}: {problems[0]}" if len(problems) == 1 else
+                        f"study {spec} has {len(problems)} fields of the wrong type:\n  - " + "\n  - ".join(problems))
     for item in overrides:
         study = override(study, item)
     return study

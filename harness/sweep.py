@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.estimate import THROUGHPUTS
+from harness.estimate import MAX_GPU_HOURS, THROUGHPUTS
 from harness.study_file import builtin_names
 from miro.errors import CommandParser, MiroError, number, one_line_errors
 
@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study field: tuning.trials=4, evaluation.samples_per_prompt=2, resources.train.gpus_per_node=8, run.optim.steps=100")
     p.add_argument("--throughputs", default=str(THROUGHPUTS), help="the table of measured throughputs behind --dry-run's estimate")
+    p.add_argument("--max-gpu-hours", type=number(float, 0, low_open=True), default=MAX_GPU_HOURS,
+                   help="refuse a study estimated above this many GPU-hours, or with a training unit longer than a year (default: %(default)g)")
+    p.add_argument("--force", action="store_true", help="run (or plan) a study over --max-gpu-hours anyway")
     p.add_argument("--root", default="runs", help="folder holding the store (shared by sweeps) and each sweep's results")
     p.add_argument("--executor", default="local", choices=["local", "debug", "slurm"])
     p.add_argument("--dry-run", action="store_true", help="print the plan and the resources each job would request, run nothing")
@@ -166,7 +169,8 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
 
 def checked(args: argparse.Namespace) -> tuple[Plan, Store]:
     """Check every option, then plan: the same for a run, --dry-run and --status, before any unit runs."""
-    from harness.checks import validate
+    from harness.checks import absurd_plan, validate
+    from harness.estimate import read_throughputs
     from harness.executors import check_units, job_parameters, make_executor
     from harness.plan import plan_study
     from harness.store import Store
@@ -187,6 +191,9 @@ def checked(args: argparse.Namespace) -> tuple[Plan, Store]:
         make_executor("slurm", Path(args.root) / "jobs" / chosen.name, slurm)  # refuses a machine without sbatch
     store = Store(Path(args.root) / "store")
     plan = plan_study(chosen, store, threads=args.threads)
+    if not args.force and (problem := absurd_plan(plan, read_throughputs(args.throughputs), args.max_gpu_hours,
+                                                  lambda unit: max(1, (r := slurm.override(unit.unit.resources)).gpus_per_node * r.nodes))):
+        raise MiroError(f"{problem}: check the steps and sizes, or pass --force (--max-gpu-hours N raises the limit)")
     check_units(args.executor, slurm, store, [planned.unit for _, wave in plan.waves for planned in wave], KINDS)
     return plan, store
 

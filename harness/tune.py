@@ -121,7 +121,7 @@ def tune(checkpoint: str | Path, folder: str | Path, options: TuneOptions, progr
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from miro.errors import CommandParser, number, one_line_errors
+    from miro.errors import RESUME, CommandParser, number, one_line_errors
 
     p = CommandParser(prog="python -m harness.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its last checkpoint)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scorer-option", nargs="*", default=[], metavar="NAME.KEY=VALUE", help="e.g. pickscore.model_dir=/weights/PickScore_v1")
     p.add_argument("--weights", default="", help="weights file (TOML; default $MIRO_WEIGHTS) with the scorers' options")
     args = p.parse_args(argv)
-    with one_line_errors():
+    with one_line_errors(on_interrupt=RESUME):
         from miro import weights_file
 
         weights = weights_file.load(args.weights)

@@ -21,7 +21,7 @@ from miro.allocator import keep_freed_memory
 from miro.checks import check_run_config
 from miro.cli_data import add_commands
 from miro.config import to_dict, with_overrides
-from miro.errors import CommandParser, MiroError, number, one_line_errors
+from miro.errors import RESUME, CommandParser, MiroError, number, one_line_errors
 from miro.presets import PRESETS, preset
 
 
@@ -38,10 +38,10 @@ def train_command(args: argparse.Namespace) -> None:
     base = preset(args.preset, paths)
     cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
     check_run_config(cfg)
+    check_time(cfg, default_device(init_distributed()), args.force)  # a dry run refuses what the run refuses
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return
-    check_time(cfg, default_device(init_distributed()), args.force)
     check_latent_shape(cfg)
     dataset = build_training_set(cfg, Path(args.data_root))
     if hasattr(dataset, "summary"):
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_commands(sub)
     args = parser.parse_args(argv)
     keep_freed_memory()
-    with one_line_errors():
+    with one_line_errors(on_interrupt=RESUME):
         args.run(args)
 
 

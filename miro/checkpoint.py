@@ -12,6 +12,7 @@ A file that is missing, truncated or not what it should be is refused with one l
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from miro.errors import MiroError
@@ -59,6 +61,19 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step-{step:07d}"
 
 
+def _written(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(path)` with a failure to write the file (a full disk, a quota) raised as the OSError it is: safetensors
+    and torch wrap it in their own errors, which would otherwise end a run in a traceback."""
+    try:
+        write(path)
+    except (SafetensorError, RuntimeError) as error:
+        code = re.search(r"code: (\d+)", str(error))  # safetensors: IoError(Os { code: 28, kind: StorageFull, ... })
+        if code is None and not ("write" in str(error) and shutil.disk_usage(path.parent).free < 1 << 20):
+            raise
+        number = int(code.group(1)) if code else errno.ENOSPC
+        raise OSError(number, os.strerror(number), str(path)) from None
+
+
 def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor], ema: dict[str, torch.Tensor],
                     optimizer: dict[str, Any], state: dict[str, Any], manifest: dict[str, Any],
                     keep: int = 0) -> Path:
@@ -68,9 +83,9 @@ def save_checkpoint(run_dir: Path, step: int, *, train: dict[str, torch.Tensor],
     remove_leftovers(root)  # the temporary folders of writes that were killed
     with atomic_path(final) as tmp:  # the same step written again (a resumed slice) replaces it whole
         tmp.mkdir()
-        save_file(_contiguous(train), str(tmp / "train.safetensors"))
-        save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
-        torch.save(optimizer, tmp / "optimizer.pt")
+        _written(tmp / "train.safetensors", lambda p: save_file(_contiguous(train), str(p)))
+        _written(tmp / "ema.safetensors", lambda p: save_file(_contiguous(ema), str(p)))
+        _written(tmp / "optimizer.pt", lambda p: torch.save(optimizer, p))
         write_json_atomic(tmp / "state.json", {"step": step, **state})
         write_json_atomic(tmp / "manifest.json", manifest)
         for f in tmp.iterdir():

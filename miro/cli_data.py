@@ -54,9 +54,8 @@ def scorer_options(name: str, weights: weights_file.WeightsFile, given: dict[str
         if flag in parameters and getattr(args, flag) not in (None, False):
             options[flag] = getattr(args, flag)
     options.update(given.get(name, {}))
-    for key in options:
-        if key not in parameters:
-            raise MiroError(f'scorer {name} has no option "{key}"{did_you_mean(key, parameters)}; allowed: {", ".join(parameters)}')
+    if problem := weights_file.scorer_option_problem(name, options):
+        raise MiroError(problem)
     return options
 
 

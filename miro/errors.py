@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
+RESUME = "run the same command again to go on (what was finished is kept)"
 
 
 class MiroError(ValueError):
@@ -109,17 +111,22 @@ def corrupt_file_error(path: Path | str, problem: object, fix: str) -> MiroError
 
 
 @contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Run a command's body: bad input and OS errors end it with one line on stderr and exit status 2."""
+def one_line_errors(on_interrupt: str = "") -> Iterator[None]:
+    """Run a command's body: bad input and OS errors end it with one line on stderr and exit status 2; given
+    `on_interrupt` (what to do next), so does Ctrl-C, with the status a shell gives it (130)."""
     try:
         yield
     except MiroError as error:
         fail(str(error))
     except OSError as error:
         fail(os_error_line(error))
+    except KeyboardInterrupt:
+        if not on_interrupt:
+            raise
+        fail(f"interrupted (Ctrl-C); {on_interrupt}", EXIT_INTERRUPTED)
 
 
-def fail(message: str) -> NoReturn:
-    """Print `error: <message>` as one line on stderr and exit with status 2."""
+def fail(message: str, status: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print `error: <message>` as one line on stderr and exit with `status` (2: bad input)."""
     print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
+    sys.exit(status)

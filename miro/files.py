@@ -4,7 +4,8 @@ Every writer goes through `atomic_path`: it writes to a hidden temporary name be
 `.<name>.tmp-<host>-<pid>` (unique on a shared filesystem), then renames it over the target, so a reader
 sees the old file or the new one, never a part. A writer killed between the two leaves its temporary
 behind (for a checkpoint, a whole folder of weights); `remove_leftovers` deletes those of writers that are
-gone, which every writer of a folder runs before it writes there again.
+gone, which every writer of a folder runs before it writes there again. A folder that must have one writer at a
+time (a training run) is held with `lock_folder`.
 """
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from safetensors import SafetensorError
 
-from miro.errors import corrupt_file_error
+from miro.errors import MiroError, corrupt_file_error
 
 T = TypeVar("T")
 
+LOCK = ".lock"  # the lock file of a folder's one writer (lock_folder)
 TEMP = re.compile(r"^\..+\.tmp-(?P<host>[^/]+)-(?P<pid>\d+)$")
 FOREIGN_LEFTOVER_S = 24 * 3600  # a temporary of another host's writer is judged dead after this long
 
@@ -75,6 +77,27 @@ def read_checked(path: Path, reader: Callable[[Path], T], fix: str) -> T:
         if isinstance(error, OSError) and not path.is_file():
             raise
         raise corrupt_file_error(path, error, fix) from None
+
+
+def lock_folder(folder: Path, writer: str) -> IO[str]:
+    """Make this process the one writer of `folder` (its `.lock` file, locked) until the returned handle is closed
+    or the process ends, or refuse in one line naming the writer that holds it. The operating system frees the
+    lock however the process ends (a kill -9 included), so a killed writer never leaves it stuck."""
+    import fcntl
+
+    handle = (folder / LOCK).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise MiroError(f"{folder} is being written by {holder}; wait for it to end, or give another folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{writer} (pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+    handle.flush()
+    return handle
 
 
 def _writer_gone(host: str, pid: int, mtime: float) -> bool:

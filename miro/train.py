@@ -28,6 +28,7 @@ from miro.data.feature_store import StoredText
 from miro.data.loader import Batch, TrainingBatches, training_batches
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
+from miro.files import lock_folder
 from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
@@ -128,6 +129,7 @@ def train(cfg: RunConfig, dataset: TrainingSet, run_dir: Path | str, *, stop_at:
     config = to_dict(cfg)
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _writer = lock_folder(run_dir, f"miro train {cfg.name}")  # held until train() returns: a second writer is refused
         check_run_dir(run_dir, config)
         write_json_atomic(run_dir / "config.json", config)
 

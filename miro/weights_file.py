@@ -156,6 +156,15 @@ def scorer_parameters(name: str) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(factory_of(name)).parameters)
 
 
+def scorer_option_problem(name: str, options: Mapping[str, Any]) -> str:
+    """"" when every option is a keyword of the scorer's factory, else the first unknown one named with the fix."""
+    parameters = scorer_parameters(name)
+    unknown = next((key for key in options if key not in parameters), None)
+    if unknown is None:
+        return ""
+    return f'scorer {name} has no option "{unknown}"{did_you_mean(unknown, parameters)}; allowed: {", ".join(parameters)}'
+
+
 def _is_path_option(parameter: inspect.Parameter) -> bool:
     return "Path" in str(parameter.annotation)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from miro.errors import CommandParser, one_line_errors
+from miro.errors import RESUME, CommandParser, one_line_errors
 from reports.build import build_report
 
 
@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", help="the folder a sweep wrote (holds sweep.json and results/)")
     parser.add_argument("--out", help="HTML file to write (default: <sweep_dir>/report.html)")
     args = parser.parse_args(argv)
-    with one_line_errors():
+    with one_line_errors(on_interrupt=RESUME):
         built = build_report(args.sweep_dir, args.out)
     if built.kept:
         print(f"kept {built.kept}: it covers more than these results ({built.missing[0]}); wrote this rebuild beside it")

@@ -72,6 +72,7 @@ TRAIN = [
     ("unknown-preset", lambda w: ["train", "--preset", "smok", "--out", f"{w}/t"], "invalid choice"),
     ("no-out", lambda w: ["train", "--dry-run"], "--out"),
     ("zero-checkpoint-every", lambda w: ["train", "--out", f"{w}/t", "--set", "checkpoint_every=0", "--dry-run"], "checkpoint_every = 0"),
+    ("absurd-steps-dry-run", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.steps=1000000000000", "--dry-run"], "or pass --force"),
 ]
 SAMPLE = [
     ("zero-samples", lambda w: ["sample", run_dir(w), "--caption", "a", "--samples", "0", "--out", f"{w}/g.png"], "--samples: 0 is out of range"),
@@ -110,6 +111,14 @@ SWEEP = [
     ("sbatch-not-a-pair", ["smoke", "--sbatch", "exclusive", "--dry-run"], "key=value"),
     ("two-nodes-on-local", ["smoke", "--nodes", "2", "--dry-run"], "runs on one node"),
     ("status-and-bad-count", ["smoke", "--status", "--set", "evaluation.samples_per_prompt=-1"], "samples_per_prompt = -1"),
+    ("name-escaping-the-store", ["smoke", "--set", "name=../../elsewhere", "--dry-run"], "study name '../../elsewhere' cannot name a folder"),
+    ("suite-scorer-option-unknown", ["smoke", "--set", "evaluation.scorer_options.shapes_quality.sharpnes=1", "--dry-run"],
+     'scorer shapes_quality has no option "sharpnes"'),
+]
+ABSURD_PLANS = [  # judged on the plan, so its units are registered (pending): nothing runs, nothing finished is touched
+    ("absurd-steps-dry-run", ["smoke", "--set", "run.optim.steps=1000000000000", "--dry-run"], "over --max-gpu-hours 100,000"),
+    ("absurd-steps", ["smoke", "--set", "run.optim.steps=1000000000000"], "or pass --force"),
+    ("unit-longer-than-a-year", ["smoke", "--set", "run.optim.steps=1000000000", "--max-gpu-hours", "1e12", "--dry-run"], "longer than a year"),
 ]
 EVALUATE = [
     ("zero-samples", ["--samples", "0"], "--samples: 0"),
@@ -124,6 +133,8 @@ EVALUATE = [
     ("target-above-one", ["--positive", "shapes_quality=5", "--dry-run"], "must lie in [0, 1]"),
     ("negative-limit", ["--limit", "-1"], "--limit: -1"),
     ("scorer-option-for-absent-scorer", ["--scorer-option", "pickscore.model_dir=/x", "--dry-run"], "not among the scorers"),
+    ("scorer-option-unknown-key", ["--scorers", "shapes_quality", "--scorer-option", "shapes_quality.bogus=1"],
+     'scorer shapes_quality has no option "bogus"'),
 ]
 TUNE = [
     ("zero-trials", ["--trials", "0"], "--trials: 0"),
@@ -142,6 +153,19 @@ def test_miro_commands_refuse_bad_input(case, world: Path, capsys: pytest.Captur
 def test_the_sweep_refuses_bad_options_before_touching_the_store(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, argv, expected = case
     assert expected in refuse(sweep_cli.main, [*argv, "--root", str(tmp_path)], tmp_path, capsys)
+
+
+@pytest.mark.parametrize("case", ABSURD_PLANS, ids=lambda c: c[0])
+def test_an_absurd_plan_is_refused_unless_forced(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.store import Store
+
+    _, argv, expected = case
+    assert expected in refuse(sweep_cli.main, [*argv, "--root", str(tmp_path / "runs")], tmp_path / "runs" / "sweeps", capsys)
+    assert {status.state for status in Store(tmp_path / "runs" / "store").status().values()} == {"pending"}
+    assert not (tmp_path / "runs" / "sweeps").exists() and not (tmp_path / "runs" / "jobs").exists()
+    if "--dry-run" in argv:
+        sweep_cli.main([*argv, "--root", str(tmp_path / "runs"), "--force"])
+        assert "estimate" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case", EVALUATE, ids=lambda c: c[0])
@@ -369,3 +393,83 @@ def test_a_weights_file_that_names_nothing_or_is_not_toml_is_refused_by_every_co
         weights.write_text(content)
     assert expected in refuse(miro_cli.main, ["weights", "check", str(weights)], tmp_path, capsys)
     assert expected in refuse(miro_cli.main, ["train", "--out", str(tmp_path / "run"), "--weights", str(weights), "--dry-run"], tmp_path, capsys)
+
+
+STUDY_FILES = [  # (case, the study file's text, text the one line must hold)
+    ("syntax-error", "def study(:\n    pass\n", "my_study.py, line 1: SyntaxError"),
+    ("study-raises", "def study():\n    x = 1\n    raise ValueError('no such dataset')\n", "my_study.py, line 3, in study: ValueError: no such dataset"),
+    ("import-raises", "import no_such_package\n", "my_study.py, line 1, in <module>: ModuleNotFoundError"),
+    ("wrong-types", "from harness.study import Study\n\ndef study():\n    return Study(name=5, arms='x')\n",
+     "2 fields of the wrong type: - study.name = 5 (int) must be str - study.arms = 'x' (str) must be a tuple of Arm"),
+    ("wrong-config-type", "from dataclasses import replace\nfrom harness.study import Arm, Study\nfrom miro.presets import smoke\n\n"
+                          "def study():\n    return Study('s', (Arm('a', replace(smoke(), optim=5)),), eval_steps=(1,))\n",
+     "study.arms[0].config.optim = 5 (int) must be OptimConfig"),
+]
+
+
+@pytest.mark.parametrize("case", STUDY_FILES, ids=lambda c: c[0])
+def test_a_study_file_whose_code_fails_is_named_by_its_file_and_line(case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, text, expected = case
+    (tmp_path / "my_study.py").write_text(text)
+    err = refuse(sweep_cli.main, [str(tmp_path / "my_study.py"), "--root", str(tmp_path / "runs"), "--dry-run"], tmp_path, capsys)
+    assert expected in err and "harness" not in err.split(":")[0], err
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_keeps_the_last_one(world: Path, tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors import SafetensorError
+
+    import miro.checkpoint
+    from miro.checkpoint import load_checkpoint
+
+    written = miro.checkpoint.save_file
+
+    def fills_up(tensors: object, path: str) -> None:  # the disk is full by the second checkpoint, as safetensors says it
+        if "step-0000004" in path:
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+        written(tensors, path)
+
+    monkeypatch.setattr(miro.checkpoint, "save_file", fills_up)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        miro_cli.main(["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(world / "data"),
+                       "--set", "optim.steps=4", "--set", "checkpoint_every=2"])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert exit.value.code == 2 and err.startswith("error: ") and "No space left on device" in err and "free disk space" in err
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-0000002"]  # whole, nothing half-written beside
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000002").step == 2
+
+
+def test_two_trainings_into_one_folder_are_refused_and_ctrl_c_ends_one_in_one_line(world: Path, tmp_path: Path,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C: one line, status 130, the next run resumes; a writer killed with SIGKILL leaves no lock behind."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "smoke", "--out", str(out), "--data-root", str(world / "data"), "--set", "optim.steps=100000",
+            "--set", "checkpoint_every=100000", "--set", "log_every=1"]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+
+    def training() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "miro", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while not ((out / "log.jsonl").is_file() and (out / "log.jsonl").read_text()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        return proc
+
+    first = training()
+    err = refuse(miro_cli.main, argv, world, capsys)
+    assert f"{out} is being written by miro train" in err and f"pid {first.pid}" in err
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "error: interrupted (Ctrl-C); run the same command again to go on (what was finished is kept)"
+    (out / "log.jsonl").unlink()
+    second = training()
+    second.kill()  # SIGKILL: no handler runs, the operating system frees the lock
+    second.wait()
+    miro_cli.main([*argv[:-6], "--set", "optim.steps=1", "--set", "checkpoint_every=1"])  # (no checkpoint yet: a new config is taken)
+    assert (out / "checkpoints" / "step-0000001").is_dir()

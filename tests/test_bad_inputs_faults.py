@@ -141,3 +141,24 @@ def test_sweep_status_reads_past_damaged_records(tmp_path: Path, capsys: pytest.
     assert "status.json is corrupt or truncated" in out and "--retry" in out  # the damaged unit, in the table
     assert "blocked" in out  # its evaluations wait on it; nothing else is stopped
     assert json.loads((data / "inputs.json").read_text())["kind"] == "data"  # rewritten from its key
+
+
+def test_a_slurm_controller_that_cannot_be_reached_is_one_line_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.sweep import main
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("sbatch", "scontrol"):  # what they say when slurmctld is down
+        (fake / tool).write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+                                 "(connect failure)' >&2\nexit 1\n")
+        (fake / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main(["smoke", "--root", str(tmp_path / "runs"), "--executor", "slurm", "--poll-s", "0.1"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: slurm refused to take the data jobs (sbatch: error: Batch job submission failed: Unable to contact slurm")
+    assert "run the same command again" in err
+    assert not any(status.state == "done" for status in Store(tmp_path / "runs" / "store").status().values())

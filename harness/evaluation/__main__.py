@@ -25,7 +25,7 @@ from harness.stats.best_of_n import DEFAULT_MAX_N
 from miro import weights_file
 from miro.allocator import keep_freed_memory
 from miro.config import SampleConfig, to_dict
-from miro.errors import CommandParser, MiroError, number, one_line_errors
+from miro.errors import RESUME, CommandParser, MiroError, number, one_line_errors
 from miro.inference import load_generator, resolve_checkpoint
 
 
@@ -141,7 +141,7 @@ def default_scorers(args: argparse.Namespace, shapes: bool, weights: weights_fil
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     keep_freed_memory()
-    with one_line_errors():
+    with one_line_errors(on_interrupt=RESUME):
         shard = Shard.parse(args.shard)
         sweep = TargetSweep(args.sweep, tuple(args.sweep_values)) if args.sweep else None
         weights = weights_file.load(args.weights)

@@ -49,6 +49,7 @@ from miro.inference import Generator
 from miro.manifest import build_manifest, write_json_atomic
 from miro.rewards.real.open_clip_arch import open_clip_arch
 from miro.rewards.real.sources import downloaded_from
+from miro.weights_file import scorer_option_problem
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ def check_options(generator: Generator, options: EvaluationOptions, sweep: Targe
     for name in options.scorer_options:
         if name not in names:
             raise MiroError(f'--scorer-option given for "{name}", which is not among the scorers ({", ".join(names)}); add it to --scorers')
+        if problem := scorer_option_problem(name, options.scorer_options[name]):
+            raise MiroError(problem)
     if options.best_of_n and options.best_of_n not in [*names, "geneval_correct"]:
         raise unknown_name_error("best-of-N selection scorer", options.best_of_n, [*names, "geneval_correct"])
     rewards = generator.model.reward_names
