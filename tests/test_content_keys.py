@@ -49,8 +49,8 @@ def units(plan: Plan) -> list:
     return [p for _, wave in plan.waves for p in wave]
 
 
-def finish_all(root: Path) -> None:
-    plan, store = planned(root)
+def finish_all(root: Path, *overrides: str) -> None:
+    plan, store = planned(root, *overrides)
     for p in units(plan):
         store.set_state(p.unit.key, "done")
 
@@ -113,6 +113,23 @@ def test_an_evaluate_only_checkpoint_and_a_prompt_file_are_read_by_content(study
     with (study_root / "parti.tsv").open("a") as prompts:
         prompts.write("a green square\tshapes\tbasic\t\n")
     assert set(rerun(study_root)) == {(kind, arm, "parti") for kind in ("generate", "evaluate") for arm in ("baseline", "miro", "imported")}
+
+
+def test_a_training_that_encodes_on_the_fly_reads_its_t5_folder_by_content(study_root):
+    finish_all(study_root, "data.precompute=False")
+    flip_last_byte(study_root / "weights" / "t5" / "model.safetensors")
+    changed = rerun(study_root, "data.precompute=False")
+    assert changed[("train", "baseline", None)] == changed[("train", "miro", None)] == 1
+    assert not any(kind in ("annotate", "assemble") for kind, _, _ in changed)
+
+
+def test_a_training_is_keyed_by_the_data_units_it_reads(study_root):
+    """Annotated in 3 shards rather than 2, the assembled annotations are another unit: the trainings that read them
+    are too, though their own config did not change."""
+    before = {p.label: p.unit.key for p in units(planned(study_root)[0])}
+    after = {p.label: p.unit.key for p in units(planned(study_root, "data.annotate_shards=3")[0])}
+    assert [label for label in before if label.startswith("train") and after[label] == before[label]] == []
+    assert [label for label in before if label.startswith("precompute") and after[label] != before[label]] == []
 
 
 def test_the_same_content_under_another_path_changes_no_key(study_root):

@@ -48,11 +48,12 @@ def test_stop_and_resume_gives_bitwise_identical_weights(tmp_path, optim):
 
 
 def test_finished_run_is_not_trained_again(tmp_path):
-    cfg = tiny_config("none", steps=10)
-    first = train(cfg, ToyDataset(), tmp_path, progress=False)
-    stamp = (first / "train.safetensors").stat().st_mtime_ns
-    assert train(cfg, ToyDataset(), tmp_path, progress=False) == first
-    assert (first / "train.safetensors").stat().st_mtime_ns == stamp
+    cfg = tiny_config("none", steps=20)  # checkpoints at 10 and 20: a resume must start from the last one
+    last = train(cfg, ToyDataset(), tmp_path, progress=False)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-0000010", "step-0000020"]
+    stamps = {p: p.stat().st_mtime_ns for p in [*(tmp_path / "checkpoints").rglob("*"), tmp_path / "log.jsonl"]}
+    assert train(cfg, ToyDataset(), tmp_path, progress=False) == last
+    assert {p: p.stat().st_mtime_ns for p in [*(tmp_path / "checkpoints").rglob("*"), tmp_path / "log.jsonl"]} == stamps
 
 
 def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
