@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.executors import SlurmResources
-from harness.geneval.rules import GenEvalOptions
 from harness.prompts import NAMED_SETS
 from harness.study import Study, Suite, arm_problems
+from harness.tasks import evaluation_options
 from harness.tune import TuneOptions
 from harness.units import KINDS
+from miro.config import SampleConfig, to_dict
 from miro.errors import MiroError, did_you_mean
 from miro.rewards.registry import scorer_names
 
@@ -42,11 +43,20 @@ def _options(what: str, options: Mapping[str, Mapping[str, Any]], problems: list
 
 
 def _prompts(what: str, prompts: str, problems: list[str]) -> None:
+    """A named set, or a prompt file that reads and holds at least one prompt."""
+    from harness.prompts import load_prompts
+
     if prompts not in NAMED_SETS:
         if not prompts.endswith((".tsv", ".jsonl")):
             problems.append(f'{what} = "{prompts}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv or .jsonl file{did_you_mean(prompts, NAMED_SETS)}')
-        else:
+        elif not Path(prompts).expanduser().is_file():
             _path(what, prompts, problems)
+        else:
+            try:
+                if not load_prompts(str(Path(prompts).expanduser())):
+                    problems.append(f"{what} = {prompts} holds no prompt; write one prompt a row")
+            except MiroError as err:
+                problems.append(f"{what}: {err}")
 
 
 def _readable(where: str, source: str, path: str) -> list[str]:
@@ -71,9 +81,8 @@ def suite_problems(suite: Suite) -> list[str]:
             problems.append(f'{where}.scorer_options names "{name}", which is not among its scorers; add it to scorers')
     _path(f"{where}.geneval_detector", suite.geneval_detector, problems)
     _path(f"{where}.geneval_classes", suite.geneval_classes, problems)
-    try:
-        GenEvalOptions(threshold=suite.geneval_threshold, counting_threshold=suite.geneval_counting_threshold,
-                       max_objects=suite.geneval_max_objects, max_overlap=suite.geneval_max_overlap)
+    try:  # the options its evaluation units will build, checked as they check them
+        evaluation_options(to_dict(suite), to_dict(SampleConfig()))
     except MiroError as err:
         problems.append(f"{where}: {err}")
     if suite.reference not in REFERENCE_SETS:

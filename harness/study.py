@@ -267,6 +267,13 @@ def arm_problems(study: Study) -> list[str]:
                             "its first included; pick them from the study's")
     if not study.seeds or not study.eval_steps:
         problems.append(f"study {study.name} needs at least one seed and one evaluated step (seeds = {study.seeds}, eval_steps = {study.eval_steps})")
+    for what, values in (("seeds", study.seeds), ("eval_steps", study.eval_steps)):
+        if len(set(values)) != len(values):
+            problems.append(f"{what} {list(values)} repeat {sorted({v for v in values if list(values).count(v) > 1})}; list each once")
+    trained = [a.name for a in study.arms if not a.evaluate_only]
+    if trained and any(step < 1 for step in study.eval_steps) or any(step < 0 for step in study.eval_steps):
+        problems.append(f"eval_steps {list(study.eval_steps)} must be >= 1 (training writes no checkpoint at "
+                        "step 0; only an imported, evaluate-only run has one)")
     return problems
 
 

@@ -29,7 +29,7 @@ def train_command(args: argparse.Namespace) -> None:
     from miro import weights_file
     from miro.data.build import build_training_set
     from miro.distributed import default_device, init_distributed
-    from miro.run_checks import check_latent_shape, check_time
+    from miro.run_checks import check_latent_shape, check_paths, check_time
     from miro.train import train
 
     weights = weights_file.load(args.weights)
@@ -38,7 +38,8 @@ def train_command(args: argparse.Namespace) -> None:
     base = preset(args.preset, paths)
     cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
     check_run_config(cfg)
-    check_time(cfg, default_device(init_distributed()), args.force)  # a dry run refuses what the run refuses
+    check_paths(cfg)  # a dry run refuses what the run refuses
+    check_time(cfg, default_device(init_distributed()), args.force)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return
@@ -62,6 +63,8 @@ def sample_command(args: argparse.Namespace) -> None:
 
     if not Path(args.out).parent.is_dir():
         raise MiroError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist; create it or choose another path")
+    if Path(args.out).is_dir() or Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise MiroError(f"--out {args.out} is not an image file name; give one like grid.png (.png, .jpg or .webp)")
     targets = dict(_pair(t) for t in args.target)
     gen = load_generator(args.checkpoint, weights=weights_file.load(args.weights))
     s = gen.config.sample

@@ -236,6 +236,7 @@ class OptimConfig:
         _positive("optim", "eps", self.eps)
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise MiroError("optim.warmup_steps and optim.grad_clip must be >= 0 (0 disables them)")
+        _in_range("optim", "weight_decay", self.weight_decay, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

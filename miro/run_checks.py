@@ -45,6 +45,18 @@ def check_latent_shape(cfg: RunConfig) -> None:
                         f"({where}); set model.image_size={size} model.channels={channels}")
 
 
+def check_paths(cfg: RunConfig) -> None:
+    """Refuse a run whose config names a file or folder that is not there (a webdataset pattern and bin edges, which
+    a run may write, aside), so that a --dry-run refuses what the run would refuse once it started."""
+    from miro.config import PATH_FIELDS
+
+    for field in PATH_FIELDS:
+        section, name = field.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value and field != "data.bin_edges" and "{" not in value and not Path(value).expanduser().exists():
+            raise MiroError(f"{field} = {value!r} does not exist; fix the path (or the weights file entry that names it)")
+
+
 def parameter_count(cfg: RunConfig, text_dim: int) -> int:
     """Parameters of the network, built on the meta device (no memory, no time)."""
     from miro.nets.flow_model import build_model

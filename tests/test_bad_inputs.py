@@ -74,6 +74,9 @@ TRAIN = [
     ("no-out", lambda w: ["train", "--dry-run"], "--out"),
     ("zero-checkpoint-every", lambda w: ["train", "--out", f"{w}/t", "--set", "checkpoint_every=0", "--dry-run"], "checkpoint_every = 0"),
     ("absurd-steps-dry-run", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.steps=1000000000000", "--dry-run"], "or pass --force"),
+    ("negative-weight-decay", lambda w: ["train", "--out", f"{w}/t", "--set", "optim.weight_decay=-1", "--dry-run"], "optim.weight_decay = -1.0"),
+    ("missing-data-dry-run", lambda w: ["train", "--out", f"{w}/t", "--set", "data.source=folder", "--set", f"data.path={w}/nowhere",
+                                        "--dry-run"], "data.path = "),
 ]
 SAMPLE = [
     ("zero-samples", lambda w: ["sample", run_dir(w), "--caption", "a", "--samples", "0", "--out", f"{w}/g.png"], "--samples: 0 is out of range"),
@@ -87,6 +90,7 @@ SAMPLE = [
     ("no-checkpoint", lambda w: ["sample", f"{w}/nowhere", "--caption", "a", "--out", f"{w}/g.png"], "holds no checkpoint"),
     ("out-folder-missing", lambda w: ["sample", run_dir(w), "--caption", "a", "--out", f"{w}/no/such/g.png"], "does not exist"),
     ("negative-seed", lambda w: ["sample", run_dir(w), "--caption", "a", "--seed", "-1", "--out", f"{w}/g.png"], "--seed: -1 is out of range"),
+    ("out-is-a-folder", lambda w: ["sample", run_dir(w), "--caption", "a", "--out", f"{w}/run"], "is not an image file name"),
 ]
 ANNOTATE = [
     ("zero-samples", lambda w: ["annotate", "--samples", "0", "--out", f"{w}/ann"], "--samples: 0 is out of range"),
@@ -112,6 +116,9 @@ SWEEP = [
     ("sbatch-not-a-pair", ["smoke", "--sbatch", "exclusive", "--dry-run"], "key=value"),
     ("two-nodes-on-local", ["smoke", "--nodes", "2", "--dry-run"], "runs on one node"),
     ("status-and-bad-count", ["smoke", "--status", "--set", "evaluation.samples_per_prompt=-1"], "samples_per_prompt = -1"),
+    ("eval-step-zero", ["smoke", "--set", "eval_steps=[0]", "--dry-run"], "eval_steps [0] must be >= 1"),
+    ("repeated-seeds", ["smoke", "--set", "seeds=[0,0]", "--dry-run"], "seeds [0, 0] repeat [0]"),
+    ("negative-limit", ["smoke", "--set", "evaluation.limit=-1", "--dry-run"], "limit = -1 must be >= 0"),
     ("name-escaping-the-store", ["smoke", "--set", "name=../../elsewhere", "--dry-run"], "study name '../../elsewhere' cannot name a folder"),
     ("suite-scorer-option-unknown", ["smoke", "--set", "evaluation.scorer_options.shapes_quality.sharpnes=1", "--dry-run"],
      'scorer shapes_quality has no option "sharpnes"'),
@@ -134,6 +141,10 @@ EVALUATE = [
     ("target-above-one", ["--positive", "shapes_quality=5", "--dry-run"], "must lie in [0, 1]"),
     ("negative-limit", ["--limit", "-1"], "--limit: -1"),
     ("scorer-option-for-absent-scorer", ["--scorer-option", "pickscore.model_dir=/x", "--dry-run"], "not among the scorers"),
+    ("prompts-missing-dry-run", ["--prompts", "nowhere.tsv", "--dry-run"], "PartiPrompts file not found"),
+    ("features-misspelt-dry-run", ["--features", "pixel", "--dry-run"], '--features "pixel" is not allowed'),
+    ("inception-weights-missing-dry-run", ["--features", "inception=nowhere.pt", "--dry-run"], "nowhere.pt is not a file"),
+    ("reference-missing-dry-run", ["--reference", "nowhere", "--dry-run"], "--reference nowhere is not a folder"),
     ("scorer-option-unknown-key", ["--scorers", "shapes_quality", "--scorer-option", "shapes_quality.bogus=1"],
      'scorer shapes_quality has no option "bogus"'),
 ]

@@ -90,18 +90,25 @@ class ClipFeatures(nn.Module):
 Features = PixelFeatures | InceptionFeatures | ClipFeatures
 
 
+def features_spec(spec: str) -> tuple[str, str, str]:
+    """(kind, open_clip arch, weights path) of `pixels`, `inception=PATH` or `clip=ARCH:PATH`, checked without loading
+    anything: a malformed spec or weights that are not there are refused in one line."""
+    kind, _, value = spec.partition("=")
+    arch, _, path = value.partition(":") if kind == "clip" else ("", "", value)
+    if not ((kind == "pixels" and not value) or (kind == "inception" and path) or (kind == "clip" and arch and path)):
+        raise MiroError(f'--features "{spec}" is not allowed; use "pixels" (the shapes world), "inception=PATH" '
+                        '(local FID Inception weights) or "clip=ARCH:PATH" (local open_clip weights)')
+    if path and not Path(path).expanduser().is_file():
+        raise MiroError(f'--features "{spec}": {path} is not a file; give the local weights file')
+    return kind, arch, path
+
+
 def build_features(spec: str) -> Features:
     """`pixels`, `inception=PATH` or `clip=ARCH:PATH`."""
-    kind, _, value = spec.partition("=")
-    arch, _, path = value.partition(":")
-    if kind == "pixels" and not value:
+    kind, arch, path = features_spec(spec)
+    if kind == "pixels":
         return PixelFeatures()
-    if kind == "inception" and value:
-        return InceptionFeatures(value)
-    if kind == "clip" and arch and path:
-        return ClipFeatures(arch, path)
-    raise MiroError(f'--features "{spec}" is not allowed; use "pixels" (the shapes world), "inception=PATH" '
-                    '(local FID Inception weights) or "clip=ARCH:PATH" (local open_clip weights)')
+    return InceptionFeatures(path) if kind == "inception" else ClipFeatures(arch, path)
 
 
 @torch.no_grad()

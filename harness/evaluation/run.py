@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.evaluation.diversity import per_prompt_diversity
-from harness.evaluation.features import Features, build_features, extract
+from harness.evaluation.features import Features, build_features, extract, features_spec
 from harness.evaluation.fidelity import fid_kid, folder_reference, shapes_reference, shapes_reference_seed
 from harness.evaluation.generate import WHOLE, GenerationOptions, Shard, checkpoint_identity, generate_images
 from harness.evaluation.modes import TargetSweep, best_of_n_curves, sweep_table
@@ -174,7 +174,7 @@ def feature_metrics(generator: Generator, features: Features, table: pd.DataFram
 def check_options(generator: Generator, options: EvaluationOptions, sweep: TargetSweep | None = None) -> None:
     """What an evaluation checks before any work, without loading a scorer: the same for a run and --dry-run."""
     from miro.rewards.registry import scorer_names
-    from miro.sample import check_targets
+    from miro.sample import guidance_branches
 
     world = world_of(generator.config)
     names = list(options.scorers) if options.scorers is not None else default_scorers(world)
@@ -190,8 +190,13 @@ def check_options(generator: Generator, options: EvaluationOptions, sweep: Targe
     if options.best_of_n and options.best_of_n not in [*names, "geneval_correct"]:
         raise unknown_name_error("best-of-N selection scorer", options.best_of_n, [*names, "geneval_correct"])
     rewards = generator.model.reward_names
-    check_targets(options.generation.sample.positive_targets, rewards)
-    check_targets(options.generation.sample.negative_targets, rewards)
+    guidance_branches(options.generation.sample, rewards)  # the targets, and a negative caption bank that reads
+    if options.features:
+        features_spec(options.features)
+    if options.reference not in ("", "shapes") and not Path(options.reference).expanduser().is_dir():
+        raise MiroError(f"--reference {options.reference} is not a folder of images; give one, or shapes, or none")
+    if options.prompts.endswith((".tsv", ".jsonl")) and not load_prompts(options.prompts):
+        raise MiroError(f"--prompts {options.prompts} holds no prompt; write one prompt a row")
     if sweep is not None and sweep.reward not in rewards:
         raise unknown_name_error("reward to sweep (--sweep)", sweep.reward, rewards)
 
