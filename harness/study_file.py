@@ -80,6 +80,8 @@ def study_function(spec: str) -> Callable[..., Study]:
         studies = getattr(module, "STUDIES", {})
         if name not in studies:
             raise unknown_name_error(f"study in {path}", name, studies)
+        if not callable(studies[name]):
+            raise MiroError(f"{path}: STUDIES[{name!r}] is a {type(studies[name]).__name__}; it must be a function returning a Study")
         return studies[name]  # type: ignore[no-any-return]
     if not callable(getattr(module, "study", None)):
         raise MiroError(f"study file {path} defines no study() function; add `def study() -> Study` (or STUDIES and pass {path}:NAME)")

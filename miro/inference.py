@@ -8,7 +8,7 @@ import torch
 
 from miro.checkpoint import checkpoint_dirs, checkpoint_step, load_checkpoint, load_strict, read_json
 from miro.config import RunConfig, from_dict
-from miro.errors import MiroError
+from miro.errors import MiroError, corrupt_file_error
 from miro.latents import PixelSpace, VaeSpace, build_latent_space
 from miro.nets.flow_model import FlowModel, build_model
 from miro.text import TextEncoder, build_text_encoder
@@ -50,6 +50,9 @@ def load_generator(path: Path | str, device: torch.device | str = "cpu", weights
     if not (ckpt_dir / "manifest.json").is_file():
         raise MiroError(f"checkpoint {ckpt_dir} lacks manifest.json; delete the folder to use the previous checkpoint")
     manifest = read_json(ckpt_dir / "manifest.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise corrupt_file_error(ckpt_dir / "manifest.json", "it holds no run config",
+                                 "delete the folder to use the previous checkpoint (or restore the file from a copy)")
     config = from_dict(RunConfig, manifest["config"])
     config = weights.relocate(config) if weights is not None else config
     device = torch.device(device)

@@ -28,7 +28,7 @@ from miro.data.feature_store import StoredText
 from miro.data.loader import Batch, TrainingBatches, training_batches
 from miro.distributed import DistInfo, default_device, init_distributed
 from miro.errors import MiroError
-from miro.files import lock_folder
+from miro.files import lock_folder, read_checked
 from miro.latents import PosteriorNormaliser, build_latent_space, channel_scaling
 from miro.manifest import build_manifest, write_json_atomic
 from miro.nets.flow_model import FlowModel, LogVarianceHead, build_model
@@ -101,7 +101,8 @@ def check_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     into it (where curves go may change: miro.run_log). A folder with no checkpoint yet (a failed start) takes the new config."""
     path = run_dir / "config.json"
     if path.is_file() and checkpoint_dirs(run_dir):
-        previous, config = training_identity(json.loads(path.read_text())), training_identity(config)
+        recorded = read_checked(path, lambda p: json.loads(p.read_text()), "restore it from a checkpoint's manifest.json (its \"config\")")
+        previous, config = training_identity(recorded), training_identity(config)
         if previous != config:
             changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
             raise MiroError(f"{run_dir} holds a run with a different config (sections {', '.join(changed)} differ); use another output folder or restore the config")

@@ -214,13 +214,23 @@ def damaged_copy(world: Path, tmp_path: Path, name: str, content: bytes) -> Path
 
 @pytest.mark.parametrize("name, content", [
     ("ema.safetensors", b"garbage"), ("ema.safetensors", b""), ("train.safetensors", b"\x00" * 9),
-    ("manifest.json", b'{"config": '), ("state.json", b"not json"),
+    ("manifest.json", b'{"config": '), ("manifest.json", b"{}"), ("state.json", b"not json"),
 ])
 def test_a_damaged_checkpoint_is_named_with_the_fix(name: str, content: bytes, world: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     copy = damaged_copy(world, tmp_path, name, content)
     err = refuse(miro_cli.main, ["sample", str(copy), "--caption", "a", "--out", str(tmp_path / "g.png")], tmp_path, capsys)
     assert name in err and ("corrupt" in err or "lacks" in err) and "delete the folder" in err
+
+
+def test_a_damaged_run_config_stops_a_resume_with_the_fix(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    shutil.copytree(world / "run", tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    err = refuse(miro_cli.main, ["train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--data-root", str(world / "data"),
+                                 "--set", "optim.steps=2"], tmp_path, capsys)
+    assert "config.json is corrupt" in err and "manifest.json" in err
 
 
 def test_a_damaged_optimizer_state_stops_a_resume_with_the_fix(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -417,6 +427,12 @@ STUDY_FILES = [  # (case, the study file's text, text the one line must hold)
                           "def study():\n    return Study('s', (Arm('a', replace(smoke(), optim=5)),), eval_steps=(1,))\n",
      "study.arms[0].config.optim = 5 (int) must be OptimConfig"),
 ]
+
+
+def test_a_study_table_entry_that_is_not_a_function_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "my_study.py").write_text("STUDIES = {'main': 5}\n")
+    err = refuse(sweep_cli.main, [f"{tmp_path / 'my_study.py'}:main", "--root", str(tmp_path / "runs"), "--dry-run"], tmp_path, capsys)
+    assert "STUDIES['main'] is a int; it must be a function returning a Study" in err
 
 
 @pytest.mark.parametrize("case", STUDY_FILES, ids=lambda c: c[0])
