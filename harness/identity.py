@@ -1,8 +1,8 @@
 """What a unit reads enters its key by content, not by path (miro.content computes the identities).
 
-The planner passes a unit's inputs with the fields that may name a file or folder (`path_fields`); each one
-that names something is replaced in the key by `content:<identity>` and its path is kept beside the unit
-(reads.json, `Store.reads`). So a weights file or data shard changed in place gives every unit that reads it,
+The planner names the fields of a unit's inputs that may name a file or folder (a run config's PATH_FIELDS, a
+suite's SUITE_PATHS, scorer options); `by_content` replaces each one that names something by `content:<identity>`
+in the key, and its path is kept beside the unit (reads.json, `Store.reads`). So a weights file or data shard changed in place gives every unit that reads it,
 and through their keys every unit downstream, a new key, while moving the same files elsewhere changes none.
 
 Why a unit will run again: a unit not done whose inputs, read by path and without the code version, equal
