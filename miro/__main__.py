@@ -38,8 +38,8 @@ def train_command(args: argparse.Namespace) -> None:
     base = preset(args.preset, paths)
     cfg = with_overrides(base, weights.config_overrides(base, args.set) + args.set)
     check_run_config(cfg)
-    check_paths(cfg)  # a dry run refuses what the run refuses
-    check_time(cfg, default_device(init_distributed()), args.force)
+    check_time(cfg, default_device(init_distributed()), args.force)  # a dry run refuses what the run refuses
+    check_paths(cfg)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
         return

@@ -143,7 +143,7 @@ EVALUATE = [
     ("scorer-option-for-absent-scorer", ["--scorer-option", "pickscore.model_dir=/x", "--dry-run"], "not among the scorers"),
     ("prompts-missing-dry-run", ["--prompts", "nowhere.tsv", "--dry-run"], "PartiPrompts file not found"),
     ("features-misspelt-dry-run", ["--features", "pixel", "--dry-run"], '--features "pixel" is not allowed'),
-    ("inception-weights-missing-dry-run", ["--features", "inception=nowhere.pt", "--dry-run"], "nowhere.pt is not a file"),
+    ("inception-weights-missing-dry-run", ["--features", "inception=nowhere.pt", "--dry-run"], "Inception weights nowhere.pt do not exist"),
     ("reference-missing-dry-run", ["--reference", "nowhere", "--dry-run"], "--reference nowhere is not a folder"),
     ("scorer-option-unknown-key", ["--scorers", "shapes_quality", "--scorer-option", "shapes_quality.bogus=1"],
      'scorer shapes_quality has no option "bogus"'),

@@ -49,9 +49,6 @@ class InceptionFeatures(nn.Module):
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         path = Path(weights).expanduser()
-        if not path.is_file():
-            raise MiroError(f"Inception weights {path} do not exist; download weights-inception-2015-12-05-6726825d.pth "
-                            "(torch-fidelity's FID network) and pass --features inception=PATH")
         self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path))
         self.name = "inception"
         self.fingerprint = "inception:" + sha256_of(path)[:16]
@@ -69,8 +66,6 @@ class ClipFeatures(nn.Module):
         import open_clip
 
         path = Path(weights).expanduser()
-        if not path.is_file():
-            raise MiroError(f"open_clip weights {path} do not exist; pass --features clip=ARCH:PATH with a local checkpoint")
         self.model = open_clip.create_model(arch, pretrained=str(path)).eval()
         size = self.model.visual.image_size
         self.size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
@@ -98,8 +93,11 @@ def features_spec(spec: str) -> tuple[str, str, str]:
     if not ((kind == "pixels" and not value) or (kind == "inception" and path) or (kind == "clip" and arch and path)):
         raise MiroError(f'--features "{spec}" is not allowed; use "pixels" (the shapes world), "inception=PATH" '
                         '(local FID Inception weights) or "clip=ARCH:PATH" (local open_clip weights)')
-    if path and not Path(path).expanduser().is_file():
-        raise MiroError(f'--features "{spec}": {path} is not a file; give the local weights file')
+    if kind == "inception" and not Path(path).expanduser().is_file():
+        raise MiroError(f"Inception weights {path} do not exist; download weights-inception-2015-12-05-6726825d.pth "
+                        "(torch-fidelity's FID network) and pass --features inception=PATH")
+    if kind == "clip" and not Path(path).expanduser().is_file():
+        raise MiroError(f"open_clip weights {path} do not exist; pass --features clip=ARCH:PATH with a local checkpoint")
     return kind, arch, path
 
 
