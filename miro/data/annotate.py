@@ -220,12 +220,14 @@ def read_annotation(path: str | os.PathLike, scorers: Sequence[str] | None = Non
 
 
 def annotation_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 of an annotation file's bytes: bins fitted on it are refitted when it changes."""
-    from miro.rewards.real.weights import sha256_file
+    """The identity of an annotation file's bytes (miro.content.file_identity: every byte up to 64 MiB, 16 spread
+    blocks of a larger file, so every rank of a 12M-sample run reads 1 MiB, not the file): bins fitted on it are
+    refitted when it changes."""
+    from miro.content import file_identity
 
     if not Path(path).is_file():
         raise MiroError(f"annotation {path} does not exist (or is not assembled yet); run annotate for every shard, or annotate --merge")
-    return sha256_file(Path(path))[:16]
+    return file_identity(Path(path))[:16]
 
 
 # ---- annotation ------------------------------------------------------------------------------------------
