@@ -22,7 +22,7 @@ from miro.data.sources import (
     SourceItem,
     SourceProblem,
     as_source,
-    decode_image,
+    decode_pixels,
     fit_to,
     task_items,
     unit_range,
@@ -54,7 +54,7 @@ def decode(item: SourceItem, size: int | None = None, with_image: bool = True) -
     try:
         if item.encoded is not None:
             try:
-                image = decode_image(item.encoded(), at_least=size)
+                image = decode_pixels(item.encoded(), at_least=size)
             except ItemError:
                 raise
             except Exception as err:  # any decoder failure is a property of the data

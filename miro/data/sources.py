@@ -102,8 +102,13 @@ def sample_id_for(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def decode_image(data: bytes, at_least: int | None = None) -> torch.Tensor:
-    """Bytes of any PIL format -> uint8 (3, H, W); grey and RGBA become RGB.
+def decode_image(data: bytes) -> torch.Tensor:
+    """Bytes of any PIL format -> float (3, H, W) in [0, 1]; grey and RGBA become RGB."""
+    return unit_range(decode_pixels(data))
+
+
+def decode_pixels(data: bytes, at_least: int | None = None) -> torch.Tensor:
+    """Bytes of any PIL format -> uint8 (3, H, W) (a quarter of the float's bytes, for a decoder process to send on).
 
     `at_least`: the image will be fitted to this size afterwards, so a JPEG may be decoded at a reduced scale
     whose shorter side is still >= it (PIL's draft: the decoder skips the detail, 2-3x faster for photos).
@@ -161,7 +166,7 @@ def _assemble(sample_id: int, key: str, members: Mapping[str, Callable[[], bytes
         reason = str(err) if isinstance(err, ItemError) else f"{key}: {type(err).__name__}: {err}"
         return SourceItem(sample_id, caption or "", fields=fields, error=reason)
     read_image = members[image_ext]
-    return SourceItem(sample_id, caption, lambda: unit_range(decode_image(read_image())), fields, encoded=read_image)
+    return SourceItem(sample_id, caption, lambda: decode_image(read_image()), fields, encoded=read_image)
 
 
 def _returns(data: bytes) -> Callable[[], bytes]:

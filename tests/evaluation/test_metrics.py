@@ -127,3 +127,16 @@ def test_a_target_sweep_moves_one_reward_and_keeps_the_others():
     assert table["metrics"]["q"]["value"] == [0.2, 0.7] and table["targets"] == [0.0, 1.0]
     with pytest.raises(MiroError, match="sweep values"):
         TargetSweep("a", (0.0, 2.0))
+
+
+def test_saved_images_and_reference_folders_are_read_in_the_unit_range(tmp_path):
+    """Features, diversity and FID see what generation saw: images in [0, 1], whichever way they are read back."""
+    from PIL import Image
+
+    from harness.evaluation.run import file_batches
+
+    for i, level in enumerate((0, 128, 255)):
+        Image.new("RGB", (8, 8), (level, level, level)).save(tmp_path / f"{i}.png")
+    files = sorted(str(p) for p in tmp_path.glob("*.png"))
+    for batch in (next(file_batches(files)), next(folder_reference(tmp_path, size=8, count=3))):
+        assert batch.dtype == torch.float32 and torch.allclose(batch[:, 0, 0, 0], torch.tensor([0.0, 128 / 255, 1.0]))
