@@ -182,6 +182,7 @@ def test_one_batch_loss_matches_with_the_same_noise_and_time(parity):
 
 
 def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_path):
+    from rewards_real.tiny_hf_clip import write_model, write_processor
     from tiny_real_weights import WORDS, save_tiny_vae
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
@@ -202,10 +203,13 @@ def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_pa
     assert (tmp_path / "grid.png").is_file()
     prompts = tmp_path / "prompts.tsv"
     prompts.write_text("Prompt\tCategory\tChallenge\tNote\na red circle\tshapes\tbasic\t\na blue square\tshapes\tbasic\t\n")
+    clip, processor = write_model(tmp_path / "clip", seed=3), write_processor(tmp_path / "processor")  # a real scorer, tiny
     assert evaluation_main(["--checkpoint", str(run), "--out", str(tmp_path / "eval"), "--prompts", str(prompts),
-                            "--samples", "1", "--scorers", "shapes_quality", "--no-geneval", "--features", "none",
+                            "--samples", "1", "--scorers", "clip_score", "--scorer-option", f"clip_score.model_dir={clip}",
+                            f"clip_score.processor_dir={processor}", "--no-geneval", "--features", "none",
                             "--reference", "none", "--steps", "2", "--no-progress"]) == 0
     assert len(list((tmp_path / "eval").rglob("*.png"))) == 2
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["metrics"]["clip_score"]["value"] is not None
 
 
 def test_import_refuses_a_folder_without_the_released_files(tmp_path):
