@@ -19,9 +19,8 @@ means are kept while writing, for the dataset's latent statistics (latent_stats.
 be read is recorded as failed with the reason; more than `max_failed` of a shard failing stops the command with
 an error once the shard is written, and a shard that stores nothing is an error too.
 
-Fingerprint of an encoder: its config (minus paths and library versions), the tokenizer files' bytes,
-and for each weights file its name, size and the sha256 of its first and last MiB (hashing whole
-multi-GB weights on every resume would cost more than it protects).
+Fingerprint of an encoder: its config (minus paths and library versions) and the content identity of every other
+file of its folder (miro.content: tokenizer files whole, multi-GB weights by their size and 16 spread blocks).
 """
 from __future__ import annotations
 
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from miro.content import file_identity
 from miro.data.decode import Decoded, task_batches
 from miro.data.feature_store import STORED, FeatureWriter, Layout, write_null_text
 from miro.data.sources import SourceProblem
@@ -77,21 +77,14 @@ class PrecomputeOptions:
 
 
 def _file_fingerprint(folder: Path) -> dict[str, Any]:
-    """Config (minus volatile keys), tokenizer bytes, and weights identified by size and head/tail hashes."""
+    """Config (minus volatile keys) and the content identity of every other file (miro.content.file_identity:
+    tokenizer files whole, large weights by their size and spread blocks)."""
     record: dict[str, Any] = {}
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         if path.name == "config.json":
             record[path.name] = {k: v for k, v in json.loads(path.read_text()).items() if k not in _IGNORED_CONFIG_KEYS}
-        elif path.suffix in (".json", ".model", ".txt"):
-            record[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
-        elif path.suffix in (".safetensors", ".bin", ".pt"):
-            size = path.stat().st_size
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                digest.update(f.read(1 << 20))
-                f.seek(max(0, size - (1 << 20)))
-                digest.update(f.read(1 << 20))
-            record[path.name] = {"size": size, "head_tail_sha256": digest.hexdigest()}
+        else:
+            record[path.name] = file_identity(path)
     return record
 
 
