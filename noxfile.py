@@ -48,6 +48,14 @@ def report(session: nox.Session) -> None:
     session.run("python", "-m", "reports", *session.posargs)
 
 
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Write the README's results table and docs/report.png from a finished sweep: nox -s docs -- [runs/sweeps/default]."""
+    install_project(session)
+    sweep = session.posargs[0] if session.posargs else "runs/sweeps/default"
+    session.run("python", "-m", "reports.readme", sweep, "--readme", "README.md", "--screenshot", "docs/report.png")
+
+
 # the authors' benchmark script, from the project's shared folder (inside or beside the checkout)
 REFERENCE_SCRIPT = next((p for p in (Path("shared"), Path("../shared")) if (p / "bench").is_dir()), Path("../shared")) \
     / "bench" / "official_miro_throughput.py"

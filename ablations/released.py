@@ -46,5 +46,5 @@ def released(data: str = "", weights: str = "") -> Study:
     main = imported_arm(folder / MAIN, None)
     arms = (main, *(imported_arm(run, main.config) for run in runs if run.name != MAIN))
     return Study("released", arms, seeds=(0,), eval_steps=tuple(steps),
-                 description="The authors' released MIRO checkpoints (main, specialists, leave-one-out), evaluated here.",
+                 description="The authors' released MIRO checkpoints, evaluated here with our suites and statistics.",
                  evaluation=paper_suites(local, merge_scorer_options(local, {})), weights=local.source)

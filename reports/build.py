@@ -17,7 +17,7 @@ import pandas as pd
 
 from miro.files import write_text_atomic
 from reports import modes, reference
-from reports.claims import claims, claims_frame
+from reports.claims import NOT_TESTABLE, claims, claims_frame
 from reports.comparisons import ALPHA, PromptMeans, statistics
 from reports.convergence import curves, speedups
 from reports.figures.control import best_of_n, controllability, pareto
@@ -26,6 +26,7 @@ from reports.figures.heatmap import geneval_heatmap, task_table
 from reports.figures.radar import radar
 from reports.render import csv_uri, png_uri, render, table_view
 from reports.results import load
+from reports.roles import arms_sentence
 from reports.summary import arms_overview, confusion_view, correlation_matrix, data_and_compute, manifest_items
 from reports.tables import diversity_summary, export, main_table, main_table_frame, speedup_matrix
 from reports.verdicts import verdicts
@@ -117,7 +118,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None) -> Built:
         "spec": spec, "root": results.root, "tables_folder": folder, "built": time.strftime("%Y-%m-%d %H:%M"),
         "missing": results.missing, "absent": results.absent, "alpha": ALPHA, "families": sorted(stats.comparisons.groupby("family").size().items()) if len(stats.comparisons) else [],
         "arms": table_view(tables["arms"]), "verdicts": {"own": own, "reference": [v for v in judged if v not in own]},
-        "claims": paper_claims,
+        "claims": paper_claims, "not_testable": NOT_TESTABLE, "arms_run": arms_sentence(spec),
         "facts": data_and_compute(results),
         "correlations": {"view": table_view(correlations) if correlations is not None else None, "reading": reading},
         "confusion": {"view": table_view(confusion) if confusion is not None else None, "reading": confusion_reading}, "main": main, "figures": {f.key: f for f in drawn if f is not None},

@@ -2,9 +2,7 @@
 
 Each claim is supported, not supported, or not testable in this sweep, and lists its numbers with their 95%
 prompt-bootstrap intervals. Differences count only when their Holm-adjusted p-value (reports.comparisons)
-is below ALPHA. The arms' roles come from what they were trained on, never from their names: the baseline is
-the sweep's no-reward reference, MIRO the arm conditioned on every reward of the sweep, a specialist an arm
-conditioned on exactly one.
+is below ALPHA. The arms' roles come from what they were trained on, never from their names (reports.roles).
 """
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ import pandas as pd
 from reports import formatting
 from reports.comparisons import ALPHA
 from reports.results import SweepSpec
+from reports.roles import Roles, roles
 
 SUPPORTED, NOT_SUPPORTED, NOT_TESTABLE = "supported", "not supported", "not testable in this sweep"
 CLAIM_COLUMNS = ["key", "statement", "status", "reason", "evidence"]
@@ -29,26 +28,6 @@ class Claim:
     status: str
     reason: str
     evidence: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Roles:
-    """Which arms play the paper's parts; None or () where the sweep has no such arm."""
-
-    baseline: str | None
-    miro: str | None
-    rewards: tuple[str, ...]  # MIRO's rewards, in its order
-    specialists: tuple[str, ...]
-
-
-def roles(spec: SweepSpec) -> Roles:
-    """Baseline: the no-reward reference. MIRO: trained on every reward any arm uses (preferring one whose baseline
-    is the reference). Specialists: every other arm trained on exactly one reward."""
-    every = {r for a in spec.arms for r in a.training_rewards}
-    full = [a for a in spec.arms if every and set(a.training_rewards) == every]
-    miro = next((a for a in full if a.baseline == spec.reference), full[0] if full else None)
-    specialists = tuple(a.name for a in spec.arms if len(a.training_rewards) == 1 and a is not miro)
-    return Roles(spec.reference, miro.name if miro else None, miro.training_rewards if miro else (), specialists)
 
 
 def outcome(row: pd.Series, direction: int) -> str:

@@ -10,6 +10,7 @@ from harness.geneval.shape_read import NOTHING
 from miro.conventions import scale_to_cfg_rate
 from reports import formatting
 from reports.results import SweepResults, SweepSpec
+from reports.roles import role_of, roles
 
 
 def describe(value: Any) -> str:
@@ -28,10 +29,11 @@ def guidance(config: dict[str, Any]) -> str:
 
 
 def arms_overview(spec: SweepSpec) -> pd.DataFrame:
-    """One row per arm: baseline, declared ablation, every config difference, training rewards, guidance, time."""
+    """One row per arm: its role, baseline, declared ablation, every config difference, training rewards, guidance, time."""
     seconds = spec.compute.get("train_seconds", {})
+    who = roles(spec)
     return pd.DataFrame([{
-        "arm": a.name, "baseline": a.baseline or "–", "ablates": ", ".join(a.ablates) or "–",
+        "arm": a.name, "role": role_of(a, who), "baseline": a.baseline or "–", "ablates": ", ".join(a.ablates) or "–",
         "differs from baseline in": "; ".join(f"{k}: {describe(b)} → {describe(v)}" for k, (b, v) in a.diff.items()) or "–",
         "training rewards": ", ".join(a.training_rewards) or "none",
         "guidance": guidance(a.config),

@@ -7,19 +7,12 @@ as a script on any report:  python tests/reports/report_browser.py <report.html>
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync")
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+from reports.screenshot import chromium, run_chromium, screenshot
 
 
 @dataclass(frozen=True)
@@ -29,16 +22,9 @@ class PageCheck:
     arm_rows: list[str]
 
 
-def run(binary: str, *args: str) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                              timeout=120, check=True)
-    return done.stdout
-
-
 def check_page(binary: str, report: Path) -> PageCheck:
     """Load the report, let its load handler run, and read what it recorded."""
-    dom = run(binary, "--virtual-time-budget=5000", "--dump-dom", report.resolve().as_uri())
+    dom = run_chromium(binary, "--virtual-time-budget=5000", "--dump-dom", report.resolve().as_uri())
     body = re.search(r"<body[^>]*>", dom)
     if body is None:
         raise RuntimeError(f"Chromium returned no <body> for {report}")
@@ -61,18 +47,11 @@ def sorted_first_column(binary: str, report: Path) -> list[float | None]:
     with tempfile.TemporaryDirectory() as folder:
         probe = Path(folder) / "probe.html"
         probe.write_text(report.read_text(encoding="utf-8").replace("</body>", SORT_PROBE), encoding="utf-8")
-        dom = run(binary, "--dump-dom", probe.as_uri())
+        dom = run_chromium(binary, "--dump-dom", probe.as_uri())
     found = re.search(r'data-sorted="([^"]*)"', dom)
     if found is None:
         raise RuntimeError("the sort probe did not run")
     return [float(v) if v else None for v in found.group(1).split(" ")]
-
-
-def screenshot(binary: str, report: Path, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    run(binary, f"--screenshot={out.resolve()}", "--window-size=1280,2000", "--virtual-time-budget=5000",
-        report.resolve().as_uri())
-    return out
 
 
 if __name__ == "__main__":
@@ -83,5 +62,5 @@ if __name__ == "__main__":
     result = check_page(binary, page)
     print(f"{result.images} images, {result.broken} broken, main table rows: {', '.join(result.arm_rows)}")
     if len(sys.argv) > 2:
-        print(f"screenshot: {screenshot(binary, page, Path(sys.argv[2]))}")
+        print(f"screenshot: {screenshot(page, Path(sys.argv[2]))}")
     sys.exit(1 if result.broken or not result.arm_rows else 0)

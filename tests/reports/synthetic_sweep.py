@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -106,10 +107,13 @@ def write_png(path: Path, rng: np.random.Generator, shape: tuple[int, int]) -> N
 
 
 def write_synthetic_sweep(root: Path, *, prompts: int = 36, samples: int = 2, seeds: Sequence[int] = (0, 1),
-                          drop_arms: Sequence[str] = (), optional: bool = True, seed: int = 0) -> Path:
-    """Write the default sweep's arms with planted effects under `root`; `drop_arms` lose their last step."""
+                          drop_arms: Sequence[str] = (), optional: bool = True, seed: int = 0, keep_arms: Sequence[str] = ()) -> Path:
+    """Write the default sweep's arms (or only `keep_arms`) with planted effects under `root`; `drop_arms` lose their
+    last step."""
     rng = np.random.default_rng(seed)
     sweep = default()
+    if keep_arms:
+        sweep = replace(sweep, arms=tuple(a for a in sweep.arms if a.name in keep_arms))
     steps = list(STEPS)
     arms = [(a.name, a.config.rewards.conditioned) for a in sweep.arms]
     spec = {

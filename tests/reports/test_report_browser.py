@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from report_browser import check_page, chromium, screenshot, sorted_first_column
+from report_browser import check_page, chromium, sorted_first_column
 
 from reports.build import Built
+from reports.screenshot import screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "reports"
 ARMS = 5  # the default study: baseline, MIRO and one specialist per shapes reward
@@ -41,5 +42,5 @@ def test_clicking_a_header_sorts_the_arms(browser: str, built: Built) -> None:
 
 
 def test_screenshot_is_kept_as_an_artifact(browser: str, built: Built) -> None:
-    shot = screenshot(browser, built.html, ARTIFACTS / "report.png")
+    shot = screenshot(built.html, ARTIFACTS / "report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
