@@ -47,20 +47,26 @@ def paper(data: str = "", weights: str = "") -> Study:
     miro = replace(paper_recipe(data=data, text=local.path("t5"), vae=local.path("vae")), name="miro")
     options = merge_scorer_options(local, {})  # every scorer the weights file names, paths checked
     geneval, parti = paper_suites(local, options)
-    validation = local.path("benchmarks.validation")
-    if not validation:
-        raise MiroError("the paper study tunes its sampler on validation prompts held out from GenEval and PartiPrompts: "
-                        "name them in the weights file's [benchmarks] validation = FILE (.tsv or .jsonl)")
+    validation = local.path("benchmarks.validation") or parti_prompts(local, "validation")
     tuning = Tuning(prompts=validation, objectives=TUNE_OBJECTIVES, trials=48, samples_per_prompt=2, scorers=TUNE_OBJECTIVES,
                     scorer_options={n: o for n, o in options.items() if n in TUNE_OBJECTIVES})
     return Study(
         "paper", tuple(reward_arms(miro)), seeds=(0,), eval_steps=tuple(range(25_000, 500_001, 25_000)), tune_arm="miro",
-        description="Baseline, MIRO, 7 single-reward specialists and 7 leave-one-out arms (arXiv 2510.25897).",
+        description="The paper's study (arXiv 2510.25897) at real scale: what does each reward buy, and at what cost?",
         evaluation=(geneval, parti), tuning=tuning,
         control=Control(prompts=parti.prompts, scorers=PARTI_SCORERS, scorer_options=parti.scorer_options),
         data=DataStages(annotate=PAPER_REWARDS, scorer_options=options, groups={"vqa": ("vqascore",)}, annotate_shards=256,
                         precompute=True, precompute_shards=64),
         resources=PAPER_RESOURCES, weights=local.source)
+
+
+def parti_prompts(local: WeightsFile, split: str) -> str:
+    """PartiPrompts (the weights file's copy, else the pinned download), or its `split` (harness.prompts.held_out_split).
+
+    Without a `[benchmarks] validation` file, the sampler is tuned on every tenth PartiPrompts text of each category
+    and the reward means are reported on the other 1,463 prompts, so no reported prompt was tuned on."""
+    prompts = local.path("benchmarks.parti") or "parti"
+    return f"{prompts}:{split}" if split else prompts
 
 
 def paper_suites(local: WeightsFile, options: Mapping[str, Mapping[str, Any]]) -> tuple[Suite, Suite]:
@@ -71,7 +77,7 @@ def paper_suites(local: WeightsFile, options: Mapping[str, Mapping[str, Any]]) -
                     geneval_classes=local.path("geneval.class_names"), geneval_colors=local.path("geneval.colors") or "openai",
                     geneval_colors_model=local.geneval.get("colors_model", "ViT-L-14"), features="", shards=8,
                     **{f"geneval_{k}": local.geneval[k] for k in GENEVAL_RULES if k in local.geneval})
-    parti = Suite("parti", prompts=local.path("benchmarks.parti") or "parti", samples_per_prompt=1, scorers=PARTI_SCORERS,
+    parti = Suite("parti", prompts=parti_prompts(local, "" if "benchmarks.validation" in local.entries else "test"), samples_per_prompt=1, scorers=PARTI_SCORERS,
                   scorer_options={n: o for n, o in options.items() if n in PARTI_SCORERS}, geneval=False,
                   features="", reference=local.path("benchmarks.fid_reference"), shards=8)
     if parti.reference:

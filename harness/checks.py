@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.executors import SlurmResources
-from harness.prompts import NAMED_SETS
+from harness.prompts import NAMED_SETS, split_of
 from harness.study import Study, Suite, arm_problems
 from harness.tasks import evaluation_options
 from harness.tune import TuneOptions
@@ -43,9 +43,11 @@ def _options(what: str, options: Mapping[str, Mapping[str, Any]], problems: list
 
 
 def _prompts(what: str, prompts: str, problems: list[str]) -> None:
-    """A named set, or a prompt file that reads and holds at least one prompt."""
+    """A named set, or a prompt file that reads and holds at least one prompt (either optionally with :validation or
+    :test, harness.prompts.split_of)."""
     from harness.prompts import load_prompts
 
+    prompts, split = split_of(prompts)
     if prompts not in NAMED_SETS:
         if not prompts.endswith((".tsv", ".jsonl")):
             problems.append(f'{what} = "{prompts}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv or .jsonl file{did_you_mean(prompts, NAMED_SETS)}')
@@ -53,7 +55,7 @@ def _prompts(what: str, prompts: str, problems: list[str]) -> None:
             _path(what, prompts, problems)
         else:
             try:
-                if not load_prompts(str(Path(prompts).expanduser())):
+                if not load_prompts(str(Path(prompts).expanduser()) + (f":{split}" if split else "")):
                     problems.append(f"{what} = {prompts} holds no prompt; write one prompt a row")
             except MiroError as err:
                 problems.append(f"{what}: {err}")

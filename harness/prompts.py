@@ -4,26 +4,33 @@ Every set becomes a list of `Prompt`s with the line written to each prompt folde
 GenEval-format sets (shapes, GenEval) carry their parsed `PromptSpec`, so the folder is judged by the
 very same GenEval code and also reads in the reference tools. PartiPrompts (the paper's set for reward
 means) is read from a user-given TSV or fetched at the pinned commit with a checksum, like GenEval's files.
+
+Any set but the shapes world's (which has its own halves) can be split for tuning: `SET:validation` is every
+tenth distinct text of each group (PartiPrompts category, GenEval tag) in the order of their sha256, the first
+included; `SET:test` is the rest. The split depends on nothing but the prompts' texts and groups (no
+seed to lose, no file to keep), so a study that tunes on `parti:validation` and reports `parti:test` never
+tunes on a prompt it reports.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.geneval.metadata import PromptSpec, download_geneval_files, fetch_verified, parse_prompt, read_metadata
+from harness.geneval.metadata import PromptSpec, download_geneval_files, parse_prompt, read_metadata
+from miro.benchmark_files import PARTI_SHA256, PARTI_URL, fetch_verified
 from miro.errors import MiroError
 
 if TYPE_CHECKING:
     from miro.data.shapes import ShapesWorldConfig
 
-PARTI_COMMIT = "5a657978134374ce28973948331b319adef164bd"
-PARTI_URL = f"https://raw.githubusercontent.com/google-research/parti/{PARTI_COMMIT}/PartiPrompts.tsv"
-PARTI_SHA256 = "fab29e41bb512a169b56acab4cf2a41dcb675e285df2efcde6640c7dd3c440eb"
 PARTI_COLUMNS = ("Prompt", "Category", "Challenge", "Note")
 NAMED_SETS = ("shapes", "shapes-validation", "shapes-test", "geneval", "parti")
+SPLITS = ("validation", "test")
+VALIDATION_EVERY = 10  # one prompt in ten of each group is a validation prompt
 
 
 @dataclass(frozen=True)
@@ -80,10 +87,33 @@ def shapes_prompts(world: ShapesWorldConfig, split: str = "") -> list[Prompt]:
     return [Prompt(i, s.prompt, s.tag, s.source, s) for i, s in specs]
 
 
+def split_of(which: str) -> tuple[str, str]:
+    """("parti", "validation") for "parti:validation"; (which, "") for a set named without a split."""
+    base, sep, split = which.rpartition(":")
+    return (base, split) if sep and split in SPLITS else (which, "")
+
+
+def held_out_split(prompts: list[Prompt], split: str) -> list[Prompt]:
+    """The `validation` or `test` part of `prompts` (module docstring). A text chosen for validation in any group is
+    left out of the test part wherever it appears. Each prompt keeps its index in the whole set, so its images draw
+    the same seeds as in the whole set."""
+    chosen: set[str] = set()
+    for group in dict.fromkeys(p.group for p in prompts):
+        texts = sorted({p.text for p in prompts if p.group == group}, key=lambda text: hashlib.sha256(text.encode()).hexdigest())
+        chosen.update(texts[::VALIDATION_EVERY])
+    return [p for p in prompts if (p.text in chosen) == (split == "validation")]
+
+
 def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: str | Path = "~/.cache/miro/benchmarks",
                  allow_download: bool = False) -> list[Prompt]:
     """`shapes`, `shapes-validation`, `shapes-test` (need `world`), `geneval` or `parti` (read from `cache`, fetched
-    there with a checksum only when `allow_download`), or a path: *.tsv is read as PartiPrompts, *.jsonl as GenEval metadata."""
+    there with a checksum only when `allow_download`), or a path: *.tsv is read as PartiPrompts, *.jsonl as GenEval metadata;
+    any but the shapes sets followed by `:validation` or `:test` for that part of it (`held_out_split`)."""
+    base, split = split_of(which)
+    if split:
+        if base.startswith("shapes") and base in NAMED_SETS:
+            raise MiroError(f'--prompts "{which}": the shapes world has its own halves; use shapes-validation or shapes-test')
+        return held_out_split(load_prompts(base, world=world, cache=cache, allow_download=allow_download), split)
     cache = Path(cache).expanduser()
     if which.startswith("shapes") and which in NAMED_SETS:
         if world is None:
@@ -98,4 +128,5 @@ def load_prompts(which: str, *, world: ShapesWorldConfig | None = None, cache: s
         return read_partiprompts(path)
     if path.suffix == ".jsonl":
         return from_specs(read_metadata(path))
-    raise MiroError(f'--prompts "{which}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv (PartiPrompts) or .jsonl (GenEval metadata) file')
+    raise MiroError(f'--prompts "{which}" is neither a set ({", ".join(NAMED_SETS)}) nor a .tsv (PartiPrompts) or .jsonl (GenEval metadata) file, '
+                    'each optionally followed by :validation or :test')

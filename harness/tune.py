@@ -139,10 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         from miro import weights_file
 
         weights = weights_file.load(args.weights)
-        scorer_options = weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option))
+        scorers = tuple(args.scorers) if args.scorers else None
+        scorer_options = weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option), scorers)
         options = TuneOptions(objectives=tuple(args.objective) or TuneOptions.objectives, minimise=tuple(args.minimise),
-                              trials=args.trials, prompts=args.prompts, storage=args.storage,
-                              scorers=tuple(args.scorers) if args.scorers else None, scorer_options=scorer_options)
+                              trials=args.trials, prompts=args.prompts, storage=args.storage, scorers=scorers,
+                              scorer_options=scorer_options)
         result = tune(args.checkpoint, args.out, options, weights=weights)
     print(json.dumps([t for t in result["trials"] if t["pareto"]], indent=1))
 

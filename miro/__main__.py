@@ -5,6 +5,8 @@
     python -m miro annotate --samples 10000 --out runs/shapes-10k/annotation [--shard 0/4]
     python -m miro precompute --source folder --path DATA --weights weights.toml --out runs/features
     python -m miro weights check weights.toml
+    python -m miro weights tiny tiny-weights          (or: weights fetch weights, on a login node with internet)
+    python -m miro example-data example-data
     python -m miro import-released downloads/miro --out runs/released-miro --text-encoder T5_DIR --vae VAE_DIR
 
 To resume a training run, run the same command again.
@@ -20,6 +22,7 @@ from pathlib import Path
 from miro.allocator import keep_freed_memory
 from miro.checks import check_run_config
 from miro.cli_data import add_commands
+from miro.cli_weights import add_commands as add_weights_commands
 from miro.config import to_dict, with_overrides
 from miro.errors import RESUME, CommandParser, MiroError, number, one_line_errors
 from miro.presets import PRESETS, preset
@@ -132,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--step", type=int, default=0, help="training step to record for the checkpoint")
     r.set_defaults(run=import_command)
     add_commands(sub)
+    add_weights_commands(sub)
     args = parser.parse_args(argv)
     keep_freed_memory()
     with one_line_errors(on_interrupt=RESUME):

@@ -1,6 +1,5 @@
-"""The data commands of `python -m miro`: weights check, annotate, precompute.
+"""The data commands of `python -m miro`: annotate, bins, precompute.
 
-    python -m miro weights check weights.toml
     python -m miro annotate --source folder --path DATA --scorer pickscore --scorer hpsv2 --weights weights.toml \\
         --out runs/ann --shard 0/4 [--device cuda --dtype bfloat16 --batch-size 64]
     python -m miro annotate --merge --out runs/ann [--include vqascore-annotations.parquet]
@@ -165,16 +164,6 @@ def bins_command(args: argparse.Namespace) -> None:
     print(f"{bins_beside(annotation)}: {', '.join(f'{n} ({edges.get(n).bins} bins)' for n in edges.names)}")
 
 
-def weights_command(args: argparse.Namespace) -> None:
-    weights_file.read(args.file)  # a file that does not parse is the one problem: one line
-    problems = weights_file.check(args.file)
-    if problems:
-        print("\n".join(problems))  # one a line, like a linter's report; the error line sums them up
-        raise MiroError(f"{len(problems)} problem(s) in {args.file} (listed above); fix them and run weights check again")
-    weights = weights_file.read(args.file)
-    print(f"{args.file}: {len(weights.entries)} files and {len(weights.scorers)} scorers, all present and readable")
-
-
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="shapes", choices=["shapes", "folder", "webdataset"])
     p.add_argument("--path", default="", help="image folder or webdataset shards (not for shapes)")
@@ -217,7 +206,3 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--rewards", required=True, help="comma-separated rewards, e.g. hpsv2,pickscore")
     b.add_argument("--bins", type=number(int, 2), default=64, help="bins per reward (the run's rewards.bins)")
     b.set_defaults(run=bins_command)
-    w = sub.add_parser("weights", help="check a weights file: every path, sha256 and config, all problems at once")
-    w.add_argument("action", choices=["check"])
-    w.add_argument("file")
-    w.set_defaults(run=weights_command)

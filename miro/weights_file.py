@@ -32,7 +32,7 @@ import inspect
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 from miro.errors import MiroError, did_you_mean
 
 ENV = "MIRO_WEIGHTS"
+FILE_NAME = "weights.toml"  # what `weights tiny` and `weights fetch` write in their folder
 # key -> how a person gets it on a machine with internet (the scorers' own sources are asked directly)
 FETCH = {
     "t5": "huggingface-cli download google/flan-t5-xl --local-dir DIR",
@@ -246,9 +247,11 @@ def load(path: str | os.PathLike | None = None) -> WeightsFile:
     return read(chosen) if chosen else WeightsFile()
 
 
-def merge_scorer_options(weights: WeightsFile, given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The weights file's scorer options with the command line's (`given`) on top."""
-    merged = {name: weights.scorer_options(name) for name in weights.scorers}
+def merge_scorer_options(weights: WeightsFile, given: Mapping[str, Mapping[str, Any]],
+                         only: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The weights file's scorer options (of the scorers in `only`, when given: a file may name more scorers than a
+    command uses) with the command line's (`given`) on top."""
+    merged = {name: weights.scorer_options(name) for name in weights.scorers if only is None or name in only}
     for name, options in given.items():
         merged.setdefault(name, {}).update(options)
     return merged
@@ -395,3 +398,20 @@ def check(path: str | os.PathLike) -> list[str]:
             if key not in parameters:
                 problems.append(f'weights file [scorers.{scorer.name}]: unknown option "{key}"{did_you_mean(key, parameters)}; allowed: {", ".join(parameters)}')
     return problems
+
+
+# ---- write: what `weights tiny` and `weights fetch` produce ---------------------------------------------
+
+def render(tables: Mapping[str, Mapping[str, Any]], header: str = "", notes: Mapping[str, str] | None = None) -> str:
+    """A weights file's text: `tables` maps a section ("t5", "scorers.hpsv2", "geneval") to its keys; `notes` maps
+    "section.key" to a comment written after the value. Values are strings (paths) or numbers."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    for section, table in tables.items():
+        lines += ["", f"[{section}]"]
+        for key, value in table.items():
+            text = json.dumps(str(value) if isinstance(value, os.PathLike) else value)  # JSON strings and numbers are TOML
+            note = (notes or {}).get(f"{section}.{key}")
+            lines.append(f"{key} = {text}" + (f"  # {note}" if note else ""))
+    text = "\n".join(lines).lstrip("\n") + "\n"
+    parse(tomllib.loads(text), "the weights file being written")  # refuse to write what `read` would refuse
+    return text

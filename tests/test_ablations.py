@@ -22,8 +22,8 @@ def test_paper_study_reads_the_data_folder_and_weights_file_and_has_the_16_arms(
         (tmp_path / name).mkdir()
     weights = tmp_path / "weights.toml"
     weights.write_text(f'[t5]\npath = "{tmp_path / "t5"}"\n[vae]\npath = "{tmp_path / "vae"}"\n')
-    with pytest.raises(MiroError, match=r"\[benchmarks\] validation = FILE"):
-        sweep("paper", {"data": str(tmp_path / "shards"), "weights": str(weights)})
+    derived = sweep("paper", {"data": str(tmp_path / "shards"), "weights": str(weights)})
+    assert (derived.tuning.prompts, derived.evaluation[1].prompts) == ("parti:validation", "parti:test")  # a seeded split
     (tmp_path / "validation.tsv").write_text("Prompt\tCategory\tChallenge\tNote\na red cube\tThings\tBasic\t\n")
     weights.write_text(weights.read_text() + f'[geneval]\nthreshold = 0.4\ncolors_model = "ViT-B-32"\n'
                                               f'[benchmarks]\nvalidation = "{tmp_path / "validation.tsv"}"\n')
@@ -36,6 +36,7 @@ def test_paper_study_reads_the_data_folder_and_weights_file_and_has_the_16_arms(
     geneval = s.evaluation[0]
     assert (geneval.geneval_threshold, geneval.geneval_counting_threshold, geneval.geneval_colors_model) == (0.4, 0.9, "ViT-B-32")
     assert s.tuning.prompts == str(tmp_path / "validation.tsv") and s.tuning.scorers == ("pickscore", "clip_score")
+    assert s.evaluation[1].prompts == "parti"  # tuned on its own prompts: all of PartiPrompts is reported
 
 
 def test_paper_study_without_a_data_folder_says_which_option_to_pass():

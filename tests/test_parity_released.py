@@ -182,20 +182,12 @@ def test_one_batch_loss_matches_with_the_same_noise_and_time(parity):
 
 
 def test_imported_run_samples_and_evaluates_from_the_command_line(parity, tmp_path):
-    from rewards_real.tiny_hf_clip import write_model, write_processor
-    from tiny_real_weights import WORDS, save_tiny_vae
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
-
     from harness.evaluation.__main__ import main as evaluation_main
+    from miro.tiny.clip import write_model, write_processor
+    from miro.tiny.models import save_tiny_t5, save_tiny_vae
 
     t5, vae = tmp_path / "t5", tmp_path / "vae"
-    torch.manual_seed(0)
-    T5EncoderModel(T5Config(vocab_size=len(WORDS), d_model=32, d_kv=4, d_ff=32, num_layers=1, num_heads=2, pad_token_id=0,
-                            eos_token_id=1, decoder_start_token_id=0)).save_pretrained(t5)
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(t5)
+    save_tiny_t5(t5, width=32)  # as wide as the tiny released network's text features (label_dim)
     save_tiny_vae(vae)
     run = tmp_path / "released-run"
     miro_main(["import-released", str(parity["work"] / "released"), "--out", str(run), "--text-encoder", str(t5), "--vae", str(vae)])

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_real_weights import save_tiny_t5, save_tiny_vae
 
 from miro.data.annotate import annotate
 from miro.data.feature_store import FeatureStore, shard_name
@@ -24,6 +23,7 @@ from miro.data.sources import ImageFolderSource, fit_to
 from miro.data.training_set import FeatureTrainingSet, RewardTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
+from miro.tiny.models import save_tiny_t5, save_tiny_vae
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import torch
-from tiny_real_weights import save_tiny_t5, save_tiny_vae, write_image_folder
 
 from core_fixtures import refusal
 from miro.__main__ import main
@@ -19,6 +18,8 @@ from miro.data.training_set import FeatureTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.rewards.base import Scorer, ScorerInfo
 from miro.rewards.binning import BinEdges, BinningOptions, bins_beside
+from miro.tiny.data import write_example_data
+from miro.tiny.models import save_tiny_t5, save_tiny_vae
 
 
 def one_line_exit(argv) -> str:
@@ -152,7 +153,7 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
     from miro.presets import preset
     from miro.train import train
 
-    data = write_image_folder(tmp_path / "data", 6)
+    data = write_example_data(tmp_path / "data", samples=6, fmt="folder")
     save_tiny_vae(tmp_path / "vae")
     save_tiny_t5(tmp_path / "t5")
     options = PrecomputeOptions(vae_path=str(tmp_path / "vae"), text_path=str(tmp_path / "t5"), resolution=32, max_tokens=8)

@@ -1,8 +1,9 @@
 """From an image folder to an evaluated checkpoint with the command line only, as a user on an offline node.
 
-Tiny random models in the real file formats stand in for FLAN-T5, the SDXL VAE, PickScore, OpenAI CLIP,
-HPSv2, GenEval's Mask2Former and its colour classifier; one weights file names them all. Every step is a
-subprocess running the documented command (README, "From your data to a checkpoint").
+Tiny random models in the real file formats (`python -m miro weights tiny`, with the real GenEval and
+PartiPrompts files) stand in for FLAN-T5, the SDXL VAE, PickScore, OpenAI CLIP, HPSv2, GenEval's Mask2Former
+and its colour classifier; one weights file names them all, and `python -m miro example-data` writes the image
+folder. Every step is a subprocess running the documented command (docs/data.md).
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from tiny_real_weights import write_all, write_image_folder
+from real_study import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = Path(os.environ.get("MIRO_TEST_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
 SCORERS = ("pickscore", "clip_score", "hpsv2")
 RIN = ["model.backbone=rin", "model.image_size=16", "model.channels=4", "model.patch_size=4", "model.width=32",
        "model.heads=2", "model.cond_heads=2", "model.data_dim=32", "model.num_latents=8", "model.rin_blocks=1",
@@ -33,46 +33,20 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def weights_toml(paths: dict[str, Path], data: Path) -> str:
-    return f"""
-[t5]
-path = "{paths['t5']}"
-[vae]
-path = "{paths['vae']}"
-[scorers.pickscore]
-model_dir = "{paths['pickscore']}"
-processor_dir = "{paths['processor']}"
-[scorers.clip_score]
-model_dir = "{paths['clip_score']}"
-processor_dir = "{paths['processor']}"
-[scorers.hpsv2]
-checkpoint = "{paths['hps']}"
-model_name = "{paths['hps_config']}"
-[geneval]
-detector = "{paths['detector']}"
-metadata = "{BENCHMARKS / 'geneval' / 'evaluation_metadata.jsonl'}"
-class_names = "{BENCHMARKS / 'geneval' / 'object_names.txt'}"
-colors = "{paths['colors']}"
-colors_model = "{paths['colors_config']}"
-[benchmarks]
-parti = "{BENCHMARKS / 'partiprompts' / 'PartiPrompts.tsv'}"
-fid_reference = "{data}"
-"""
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     if not (BENCHMARKS / "geneval" / "evaluation_metadata.jsonl").is_file():
         pytest.skip(f"benchmark data not found at {BENCHMARKS}")
     root = tmp_path_factory.mktemp("real")
-    paths = write_all(root / "weights")
-    data = write_image_folder(root / "data", 12)
-    (root / "weights.toml").write_text(weights_toml(paths, data))
+    run("-m", "miro", "example-data", str(root / "data"), "--samples", "12", "--format", "folder")
+    written = run("-m", "miro", "weights", "tiny", str(root / "weights"), "--benchmarks", str(BENCHMARKS),
+                  "--fid-reference", str(root / "data"))
+    assert written.stdout.strip() == str(root / "weights" / "weights.toml")
     return root
 
 
 def test_data_to_evaluated_checkpoint(workspace):
-    w, data, ann, feats, run_dir = (str(workspace / n) for n in ("weights.toml", "data", "ann", "features", "run"))
+    w, data, ann, feats, run_dir = (str(workspace / n) for n in ("weights/weights.toml", "data", "ann", "features", "run"))
     assert "all present and readable" in run("-m", "miro", "weights", "check", w).stdout
     scorers = [a for s in SCORERS for a in ("--scorer", s)]
     first = run("-m", "miro", "annotate", "--source", "folder", "--path", data, "--weights", w, *scorers, "--out", ann,

@@ -150,10 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shapes = generator.config.data.source == "shapes"
         samples = args.samples or (DEFAULT_MAX_N if args.best_of_n else 4)
         generation = GenerationOptions(sample_config(args, generator.config.sample, rewards), samples, args.seed, args.batch_size)
+        scorers = default_scorers(args, shapes, weights, generator.config.rewards.names)
         options = EvaluationOptions(
-            prompts=prompt_set(args.prompts, weights), limit=args.limit, generation=generation,
-            scorers=default_scorers(args, shapes, weights, generator.config.rewards.names),
-            scorer_options=weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option)),
+            prompts=prompt_set(args.prompts, weights), limit=args.limit, generation=generation, scorers=scorers,
+            scorer_options=weights_file.merge_scorer_options(weights, weights_file.parse_scorer_option(args.scorer_option), scorers),
             geneval=not args.no_geneval, geneval_detector=args.geneval_detector or weights.path("geneval.detector"),
             geneval_classes=args.geneval_classes or weights.path("geneval.class_names"),
             geneval_colors=args.geneval_colors or weights.path("geneval.colors") or "openai",

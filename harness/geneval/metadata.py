@@ -8,33 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from miro.benchmark_files import GENEVAL_FILES, fetch_verified
 from miro.errors import MiroError, did_you_mean, unknown_name_error
 
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 RELATIONS = ("left of", "right of", "above", "below")
-
-# The reference repository's files at the commit the published numbers used.
-GENEVAL_COMMIT = "af4902f24d3ca90ebbb446dd9891a59e0f82725f"
-_RAW = f"https://raw.githubusercontent.com/djghosh13/geneval/{GENEVAL_COMMIT}/prompts"
-GENEVAL_FILES = {
-    "evaluation_metadata.jsonl": (
-        f"{_RAW}/evaluation_metadata.jsonl",
-        "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13",
-    ),
-    "object_names.txt": (
-        f"{_RAW}/object_names.txt",
-        "608f6a0e5c8ca1c7a92b818430141fe268c85b7930b50f4160f1d65893b5bacd",
-    ),
-}
-
 
 @dataclass(frozen=True)
 class Clause:
@@ -142,40 +125,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: fp.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def fetch_verified(url: str, dest: str | Path, sha256: str, allow_download: bool = True) -> Path:
-    """Download `url` to `dest` unless a file with the right sha256 is already there (and only when
-    `allow_download`; otherwise a missing file is a one-line error saying how to get it).
-
-    The bytes go to a temporary file first and replace `dest` only when the checksum matches, so an
-    interrupted or tampered download never leaves a file that later runs would trust.
-    """
-    dest = Path(dest)
-    if dest.is_file() and sha256_of(dest) == sha256:
-        return dest
-    if not allow_download:
-        raise MiroError(f"{dest} is not there and downloads are off; on a machine with internet run: wget '{url}' -O {dest.name}, "
-                        "then pass the local file (or name it in the weights file), or rerun with --allow-download")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-                out.write(response.read())
-        except OSError as err:  # URLError, timeouts, refused connections: this machine is offline
-            reason = getattr(err, "reason", err)
-            raise MiroError(f"cannot download {url} ({reason}); on a machine with internet run: wget '{url}' -O {dest.name}, "
-                            "then pass the local file (or name it in the weights file)") from None
-        actual = sha256_of(Path(tmp))
-        if actual != sha256:
-            raise MiroError(f"{url}: sha256 {actual} does not match the expected {sha256}; "
-                            "the file changed upstream: download it by hand and check it, or fix the pin")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return dest
 
 
 def download_geneval_files(dest_dir: str | Path, allow_download: bool = True) -> tuple[Path, Path]:

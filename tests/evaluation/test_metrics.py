@@ -73,7 +73,8 @@ def test_inception_features_load_a_local_weights_file_and_feed_a_folder_referenc
 
 def test_clip_features_load_local_open_clip_weights(tmp_path):
     import open_clip
-    from rewards_real.tiny_open_clip import TINY_HPS, TINY_HPS_CONFIG, write_config
+
+    from miro.tiny.clip import TINY_HPS, TINY_HPS_CONFIG, write_config
 
     open_clip.add_model_config(write_config(tmp_path, TINY_HPS, TINY_HPS_CONFIG))
     torch.manual_seed(0)

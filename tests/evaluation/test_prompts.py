@@ -77,3 +77,14 @@ def test_unknown_prompt_sets_are_refused_with_the_choices():
         load_prompts("partiprompts")
     with pytest.raises(MiroError, match="needs a shapes-world checkpoint"):
         load_prompts("shapes")
+
+
+def test_a_split_holds_every_tenth_text_of_each_category_and_never_shares_one(parti):
+    validation, test = load_prompts(f"{parti}:validation"), load_prompts(f"{parti}:test")
+    assert (len(validation), len(test)) == (169, 1463)
+    assert not {p.text for p in validation} & {p.text for p in test}
+    whole = read_partiprompts(parti)
+    assert {p.group for p in validation} == {p.group for p in whole}  # every category is tuned on
+    assert all(whole[p.index] == p for p in (*validation, *test))  # indices (and so image seeds) as in the whole set
+    with pytest.raises(MiroError, match="the shapes world has its own halves; use shapes-validation"):
+        load_prompts("shapes:validation", world=ShapesWorldConfig())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_real_weights import save_tiny_mask2former
 
 from harness.geneval.mask2former import Mask2FormerDetector, instance_detections, mask_boxes
 from harness.geneval.metadata import read_class_names
 from harness.geneval.rules import GenEvalOptions, keep_detections
 from miro.errors import MiroError
+from miro.tiny.models import save_tiny_mask2former
 
 
 def test_mask_boxes_end_one_past_the_last_pixel():

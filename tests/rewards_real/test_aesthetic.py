@@ -10,8 +10,7 @@ import torch
 from miro.errors import MiroError
 from miro.rewards.real import aesthetic
 from miro.rewards.real.image_reward_compat import image_reward_modules
-
-from .tiny_open_clip import TINY_AESTHETIC, TINY_AESTHETIC_CONFIG, randomise, write_config
+from miro.tiny.clip import TINY_AESTHETIC, TINY_AESTHETIC_CONFIG, randomise, write_config
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from safetensors.torch import load_file, save_file
 
 from miro.errors import MiroError
 from miro.rewards.real import clip_score, jina_clip, pickscore, sciscore
+from miro.tiny.clip import write_model, write_processor
 
 from .needs import cuda
-from .tiny_hf_clip import write_model, write_processor
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 from miro.errors import MiroError
 from miro.rewards.real import hps
 from miro.rewards.real.hpsv2_compat import hpsv2_open_clip
+from miro.tiny.clip import TINY_HPS, TINY_HPS_CONFIG, randomise, write_config
 
 from .needs import cuda
-from .tiny_open_clip import TINY_HPS, TINY_HPS_CONFIG, randomise, write_config
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import torch
 from miro.errors import MiroError
 from miro.rewards.real import image_reward, image_reward_compat
 from miro.rewards.real.image_reward_compat import bert_vocab_dir, image_reward_modules, local_bert_tokenizer
+from miro.tiny.clip import randomise
 
 from .needs import cuda
 from .tiny_blip import med_config, tiny_create_vit, write_bert_vocab
-from .tiny_open_clip import randomise
 
 
 @pytest.fixture(scope="module")

@@ -1,25 +1,25 @@
-"""The tiny paper study (tests/real_study.py) on the project's single-node SLURM: annotation, precomputation and
+"""The example study (examples/my_study.py, inputs as tests/real_study.py makes them) on the project's single-node SLURM: annotation, precomputation and
 generation run as job arrays, every stage as its own jobs, and the report is written with the real scorers' columns."""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
-from real_study import SCORERS, write_study
+from real_study import SCORERS, SWEEP, write_inputs
 
 from harness.store import Store
 from harness.sweep import main
 
 
 def test_the_real_data_study_runs_on_slurm_with_arrays(tmp_path):
-    study = write_study(tmp_path / "inputs")
+    study = write_inputs(tmp_path / "inputs")
     root = tmp_path / "runs"
-    main([str(study), "--root", str(root), "--executor", "slurm", "--poll-s", "1", "--max-parallel", "16",
+    main([*study, "--root", str(root), "--executor", "slurm", "--poll-s", "1", "--max-parallel", "16",
           "--time-min", "10", "--set", "eval_steps=[20]"])
-    record = json.loads((root / "sweeps" / "paper-tiny" / "sweep.json").read_text())
+    record = json.loads((root / "sweeps" / SWEEP / "sweep.json").read_text())
     # annotation shards + assembly, precompute shards, trainings, tuning, per arm x suite an evaluation and 2 generation shards
     assert record["finished_units"] == record["expected_units"] == 2 + 1 + 2 + 2 + 1 + 2 * 2 * 3
-    metrics = pd.read_parquet(root / "sweeps" / "paper-tiny" / "results" / "metrics.parquet")
+    metrics = pd.read_parquet(root / "sweeps" / SWEEP / "results" / "metrics.parquet")
     assert set(SCORERS) <= set(metrics["metric"]) and set(metrics["arm"]) == {"baseline", "miro"}
     store = Store(root / "store")
     jobs: dict[str, set[str]] = {}

@@ -84,7 +84,7 @@ class AestheticScorer(Scorer):
 def build(
     head: str | Path | None = None,
     clip_weights: str | Path | None = None,
-    clip_model: str = "ViT-L-14-quickgelu",
+    clip_model: str | Path = "ViT-L-14-quickgelu",
     device: str = "cpu",
     dtype: str = "float32",
     allow_download: bool = False,
@@ -92,10 +92,13 @@ def build(
     """Load the head (`head`, sac+logos+ava1-l14-linearMSE.pth) and the CLIP tower (`clip_weights`).
 
     `clip_weights` is an open_clip state dict of OpenAI ViT-L/14 (.safetensors, or a weights-only .pt/.bin);
-    `clip_model` is its open_clip config name (tests register a tiny one).
+    `clip_model` is its open_clip architecture, or an open_clip model config .json (another or a tiny tower).
     """
     import open_clip
 
+    from miro.rewards.real.open_clip_arch import open_clip_arch
+
+    clip_model = open_clip_arch(open_clip, clip_model)
     runtime = make_runtime(device, dtype)
     head_path = resolve(head, HEAD, "head", allow_download)
     clip_path = resolve(clip_weights, CLIP, "clip_weights", allow_download)
