@@ -362,8 +362,8 @@ def test_weights_check_opens_every_file_in_its_format_and_names_each_broken_one(
     processor from its model folder: only model_dir is missing)."""
     import shutil
 
-    from rewards_real.tiny_hf_clip import write_model, write_processor
-    from tiny_real_weights import save_tiny_t5
+    from miro.tiny.clip import write_model, write_processor
+    from miro.tiny.models import save_tiny_t5
 
     t5 = save_tiny_t5(tmp_path / "t5")
     shutil.copytree(t5, tmp_path / "t5-no-tokenizer")

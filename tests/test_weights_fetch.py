@@ -5,6 +5,7 @@ file it writes passes `weights check`; a second run downloads nothing; a file wh
 record is refused."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hub_mimic import Sources, serving
 from real_study import BENCHMARKS
 
@@ -21,6 +23,13 @@ from miro.fetch import NOT_FETCHED, fetch_all
 from miro.tiny.weights import write_tiny_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkpoint(state: dict) -> bytes:
+    """A state dict as torch.save writes it (ImageReward.pt's format)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -42,7 +51,7 @@ def sources(tmp_path_factory) -> Sources:
         "yuvalkirstain/PickScore_v1": files(tiny / "pickscore"), "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": files(tiny / "clip_processor"),
         "Jialuo21/SciScore": clip, "openai/clip-vit-large-patch14": {**clip, "pytorch_model.bin": b"the same weights, pickled"},
         "xswu/HPSv2": {"HPS_v2.1_compressed.pt": (tiny / "hps" / "HPS_v2.1_compressed.pt").read_bytes(), "HPS_v2_compressed.pt": b"v2.0"},
-        "THUDM/ImageReward": {"ImageReward.pt": b"a checkpoint", "med_config.json": b"{}"},
+        "THUDM/ImageReward": {"ImageReward.pt": checkpoint({"mlp.layers.0.weight": torch.zeros(1)}), "med_config.json": b"{}"},
         "timm/vit_large_patch14_clip_224.openai": {"open_clip_model.safetensors": (tiny / "color_clip" / "open_clip_model.safetensors").read_bytes()},
         "facebook/mask2former-swin-small-coco-instance": files(tiny / "mask2former"),
     }
