@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shlex
 import tarfile
+import tomllib
 from pathlib import Path
 
 from guides import ROOT, run, try_it
+from PIL import Image
 
-from miro.tiny.data import write_example_data
 from miro.tiny.weights import write_tiny_weights
+from miro.weights_file import render
 
 # the shared benchmark files, read in place (never committed): $MIRO_TEST_BENCHMARKS, else the nearest
 # shared/benchmarks above this file
@@ -75,14 +78,42 @@ def study():
                    checkpoint_every={steps} // 2)
     return replace(s, arms=tuple(reward_arms(miro)[:{arms}]), eval_steps=({steps} // 2, {steps}))
 '''
+COLORS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 230)}
+
+
+def png(color: tuple[int, int, int], rng: random.Random) -> bytes:
+    """A 32 px PNG: a 12 px block of `color` at a random place on grey."""
+    image = Image.new("RGB", (32, 32), (128, 128, 128))
+    x, y = rng.randrange(0, 20), rng.randrange(0, 20)
+    image.paste(color, (x, y, x + 12, y + 12))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_study(root: Path, images: int = 64, arms: int = 2, steps: int = 20) -> Path:
-    """The example study as a file of its own under `root` (its inputs beside it): `images` in two shards, the first
-    `arms` arms, trained `steps` steps; for scripts that run a study file with no --data or --weights
-    (scripts/study_overhead.py)."""
-    weights = write_tiny_weights(root / "tiny-weights")
-    data = write_example_data(root / "example-data", samples=images)
+    """The example study as a file of its own, `root`/my_study.py (its first `arms` arms, trained `steps` steps on
+    `images` images), with every input it reads in a fixed place, for tests that change one in place
+    (tests/test_content_keys.py) and scripts that run a study file (scripts/study_overhead.py): the tiny models in
+    weights/, a weights file weights.toml naming only what the study reads, shards/data-00{0,1}.tar, three
+    PartiPrompts-format prompts in parti.tsv and two others in validation.tsv."""
+    import webdataset as wds
+
+    tiny = tomllib.loads(write_tiny_weights(root / "weights").read_text())
+    rng = random.Random(0)
+    (root / "shards").mkdir()
+    for shard in range(2):
+        with wds.TarWriter(str(root / "shards" / f"data-{shard:03d}.tar")) as sink:
+            for i in range(images // 2):
+                name, shape = rng.choice(list(COLORS)), rng.choice(("circle", "square"))
+                sink.write({"__key__": f"{shard * images // 2 + i:06d}", "png": png(COLORS[name], rng), "txt": f"a photo of a {name} {shape}"})
+    header, *rows = Path(tiny["benchmarks"]["parti"]).read_text().splitlines()
+    (root / "parti.tsv").write_text("\n".join([header, *rows[:3]]) + "\n")
+    (root / "validation.tsv").write_text("\n".join([header, *rows[10:12]]) + "\n")
+    tables = {"t5": tiny["t5"], "vae": tiny["vae"], **{f"scorers.{name}": tiny["scorers"][name] for name in SCORERS},
+              "geneval": tiny["geneval"], "benchmarks": {"parti": root / "parti.tsv", "validation": root / "validation.tsv"}}
+    (root / "weights.toml").write_text(render(tables))
     path = root / "my_study.py"
-    path.write_text(STUDY.format(example=str(EXAMPLE), data=str(data), weights=str(weights), images=images, arms=arms, steps=steps))
+    path.write_text(STUDY.format(example=str(EXAMPLE), data=str(root / "shards"), weights=str(root / "weights.toml"),
+                                 images=images, arms=arms, steps=steps))
     return path
