@@ -14,7 +14,9 @@ max_tokens 77, two shards) and an annotation of seven rewards, then measures, in
   fetched from disk, /proc/self/io), against record_bytes_per_sample, the mean stored record;
 - open_s / open_mb at two store sizes (a fresh process opening the training set and reading one item: time and
   resident memory added; median of three processes), extrapolated linearly to 12M samples (open_s_12m,
-  open_mb_12m; a linear fit of two small sizes magnifies noise 600-fold, so read it as an upper bound); index_build_s_12m
+  open_mb_12m; a linear fit of two small sizes magnifies noise 600-fold, so read it as an upper bound); before it a
+  rank checks its bins against the annotation (bins_check_s / _mb at each size, not extrapolated: it reads the whole
+  annotation file up to 64 MiB and 16 blocks of 64 KiB of a larger one, miro.content.file_identity); index_build_s_12m
   extrapolates the one-time join of annotation and store that a run's first rank makes;
 - data_wait_fraction: the share of a training loop's time spent waiting for its next batch, read through the
   trainer's own loader (miro.data.loader) with a simulated GPU step (a sleep of batch / --gpu-rate seconds in
@@ -139,17 +141,20 @@ def read_reference(store: FeatureStore, rows: np.ndarray) -> float:
 
 
 def measure_open(folder: Path, repeats: int = 3) -> dict[str, float]:
-    """In fresh processes (torch already imported): seconds and resident MiB that opening the training set (bins,
-    store, training index) and reading its first item add; the median of `repeats` processes."""
+    """In fresh processes (torch already imported), what a rank's start adds in seconds and resident MiB: checking the
+    bins against the annotation (bins_check_*), then opening the training set (store, training index) and reading its
+    first item (open_*); the median of `repeats` processes."""
     runs = [_open_once(folder) for _ in range(repeats)]
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def _open_once(folder: Path) -> dict[str, float]:
-    code = ("import json, resource, time, sys; import torch, numpy, pandas, pyarrow\n"
-            "from miro.bench_data import training_set, rss_mib\n"
-            "before = rss_mib(); tic = time.perf_counter(); data = training_set(__import__('pathlib').Path(sys.argv[1])); data[0]\n"
-            "print(json.dumps({'open_s': time.perf_counter() - tic, 'open_mb': rss_mib() - before}))")
+    code = ("import json, sys, time; from pathlib import Path; import torch, numpy, pandas, pyarrow\n"
+            "from miro.bench_data import REWARDS, rss_mib; from miro.data.training_set import FeatureTrainingSet, fit_bins\n"
+            "folder = Path(sys.argv[1]); annotation = folder / 'annotations.parquet'\n"
+            "r0, t0 = rss_mib(), time.perf_counter(); bins = fit_bins(annotation, REWARDS); r1, t1 = rss_mib(), time.perf_counter()\n"
+            "FeatureTrainingSet(folder, annotation, bins, REWARDS)[0]; r2, t2 = rss_mib(), time.perf_counter()\n"
+            "print(json.dumps({'bins_check_s': t1 - t0, 'bins_check_mb': r1 - r0, 'open_s': t2 - t1, 'open_mb': r2 - r1}))")
     out = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -17,9 +17,9 @@ def test_repeats_are_summarised_by_their_median_over_shared_keys():
 def test_the_data_benchmark_prints_every_named_figure(tmp_path, capsys):
     main(["data", "--samples", "2000", "--reads", "100", "--steps", "3", "--warmup", "1", "--dir", str(tmp_path)])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("bytes_per_sample", "read_samples_per_s", "reference_read_samples_per_s", "read_ratio", "bytes_read_per_sample",
-                "open_s_12m", "open_mb_12m"):
+    for key in ("bytes_per_sample", "read_samples_per_s", "reference_read_samples_per_s", "read_ratio", "bytes_read_per_sample"):
         assert report[key] > 0, key
+    assert report["open_s_12m"] >= 0 and report["open_mb_12m"] >= 0  # a fit through two sizes, floored at 0
     assert set(report["data_wait_fraction"]) == {"0", "1", "2"} and all(0 <= v <= 1 for v in report["data_wait_fraction"].values())
     assert report["bytes_read_per_sample"] == report["record_bytes_per_sample"] < report["bytes_per_sample"] < 150_000
     assert not any(tmp_path.iterdir())  # the stores are deleted unless --keep

@@ -61,14 +61,25 @@ def sources(tmp_path_factory) -> Sources:
     return Sources(repos, web)
 
 
+@pytest.fixture
+def online_hub(monkeypatch):
+    """The Hub client online for one test: the suite runs it offline, and huggingface_hub caches a session (offline
+    adapters mounted) per thread, so the cache is emptied on the way in and out."""
+    import huggingface_hub.constants
+    from huggingface_hub.utils import reset_sessions
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    reset_sessions()
+    yield
+    monkeypatch.undo()
+    reset_sessions()
+
+
 def through(base: str):
     return lambda url: f"{base}/web/{url.removeprefix('https://')}"
 
 
-def test_every_file_is_fetched_verified_and_named_in_a_weights_file_that_checks(sources, tmp_path, monkeypatch, capsys):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the test suite runs the Hub offline
+def test_every_file_is_fetched_verified_and_named_in_a_weights_file_that_checks(sources, tmp_path, online_hub, capsys):
     with serving(sources) as base:
         written = fetch_all(tmp_path / "w", endpoint=base, mirror=through(base))
         first = capsys.readouterr().out
@@ -89,10 +100,7 @@ def test_every_file_is_fetched_verified_and_named_in_a_weights_file_that_checks(
     assert ledger["flan-t5-xl"]["revision"] == sources.commit("google/flan-t5-xl")
 
 
-def test_bytes_that_differ_from_the_hubs_record_are_refused_and_the_rest_kept(sources, tmp_path, monkeypatch, capsys):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+def test_bytes_that_differ_from_the_hubs_record_are_refused_and_the_rest_kept(sources, tmp_path, online_hub, capsys):
     sources.lies.add(("stabilityai/sdxl-vae", "diffusion_pytorch_model.safetensors"))
     try:
         with serving(sources) as base, pytest.raises(MiroError, match="1 of 2 downloads failed .* run the same command again"):
