@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 
 from miro.bench import bench_config
-from miro.bench_data import PAPER, REWARDS, write_annotation, write_store
+from miro.bench_data import PAPER, REWARDS, training_set, write_annotation, write_store
 from miro.config import DataConfig, LatentConfig, RewardConfig, RunConfig, TextConfig
 from miro.data.feature_store import Layout
-from miro.data.training_set import FeatureTrainingSet, fit_bins
 from miro.train import train
 
 
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_store(store, args.samples if cuda else 64, layout)
         write_annotation(store / "annotations.parquet", args.samples if cuda else 64)
         cfg = feed_config(store, tiny, batch, steps, args.compile)
-        data = FeatureTrainingSet(store, store / "annotations.parquet", fit_bins(store / "annotations.parquet", REWARDS), REWARDS)
+        data = training_set(store)
         tic = time.perf_counter()
         train(cfg, data, run, progress=False, workers=args.workers)
         seconds = time.perf_counter() - tic
