@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.geneval.metadata import sha256_of
 from miro.errors import MiroError
+from miro.rewards.real.weights import sha256_file
 
 PIXEL_SIZE = 8
 
@@ -51,7 +51,7 @@ class InceptionFeatures(nn.Module):
         path = Path(weights).expanduser()
         self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path))
         self.name = "inception"
-        self.fingerprint = "inception:" + sha256_of(path)[:16]
+        self.fingerprint = "inception:" + sha256_file(path)[:16]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net((images.clamp(0, 1) * 255).round().to(torch.uint8)).reshape(len(images), -1)
@@ -74,7 +74,7 @@ class ClipFeatures(nn.Module):
         self.std = torch.tensor(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
         self.num_features = int(visual.output_dim)
         self.name = f"clip-{arch}"
-        self.fingerprint = f"clip:{arch}:{sha256_of(path)[:16]}"
+        self.fingerprint = f"clip:{arch}:{sha256_file(path)[:16]}"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = nn.functional.interpolate(images.float(), size=self.size, mode="bicubic", antialias=True, align_corners=False)

@@ -6,7 +6,6 @@ any whose sha256 differs, so a moved or edited upstream file cannot silently cha
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,14 +116,6 @@ def read_class_names(path: str | Path) -> list[str]:
     if len(set(names)) != len(names) or not names:
         raise MiroError(f"{path}: class names must be non-empty and unique")
     return names
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_geneval_files(dest_dir: str | Path, allow_download: bool = True) -> tuple[Path, Path]:

@@ -15,9 +15,9 @@ from harness.geneval.metadata import (
     parse_prompt,
     read_class_names,
     read_metadata,
-    sha256_of,
 )
 from miro.errors import MiroError
+from miro.rewards.real.weights import sha256_file
 
 
 def test_the_published_prompts(geneval_data):
@@ -63,7 +63,7 @@ def test_missing_and_broken_files(tmp_path):
 def test_fetch_verified_keeps_only_matching_files(tmp_path, monkeypatch):
     source = tmp_path / "source.txt"
     source.write_bytes(b"geneval")
-    good = sha256_of(source)
+    good = sha256_file(source)
     dest = fetch_verified(source.as_uri(), tmp_path / "out" / "copy.txt", good)
     assert dest.read_bytes() == b"geneval"
     with pytest.raises(MiroError, match="does not match"):
