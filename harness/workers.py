@@ -82,6 +82,10 @@ def _serve(conn: Connection, folder: str) -> None:
     from miro.warm import keep_models
 
     os.setpgrp()  # out of the terminal's foreground group: a Ctrl-C there reaches the runner alone
+    # A spawned process inherits "spawn" as its default start method, so every DataLoader of a unit (decoders,
+    # training readers) would start its workers by importing torch again, seconds each; a unit gets the
+    # default a fresh process has, as in a cold run.
+    multiprocessing.set_start_method(None, force=True)
     keep_models()
     signal.signal(signal.SIGUSR2, _time_limit)
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -152,6 +154,9 @@ def test_warm_workers_run_unit_after_unit_in_one_process_and_a_fresh_one_after_a
         {first.key: "done", second.key: "done"}
     warm = store.record(first.key)["pid"]
     assert store.record(second.key)["pid"] == warm != os.getpid()  # one worker ran both
+    fresh = subprocess.run([sys.executable, "-c", "import multiprocessing; print(multiprocessing.get_start_method())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert store.outputs(first.key)["start_method"] == fresh  # a unit's DataLoaders start workers as in a cold run
     bad, after = unit(store, "fail", message="boom"), unit(store, "add", a=3, b=3)
     assert submit_units(local, store, [bad], FUNCTIONS, poll_s=1, progress=False).wait() == {bad.key: "failed"}
     assert store.record(bad.key)["pid"] == warm and "RuntimeError: boom" in Path(store.record(bad.key)["stderr"]).read_text()

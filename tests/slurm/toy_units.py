@@ -4,6 +4,7 @@ units are run."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
 
 
 def add(work_dir: Path, a: int, b: int) -> dict[str, Any]:
-    return {"sum": a + b, "work_dir": str(work_dir)}
+    return {"sum": a + b, "work_dir": str(work_dir), "start_method": multiprocessing.get_start_method()}
 
 
 def fail(work_dir: Path, message: str) -> dict[str, Any]:
