@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(1)
     sizes = (args.samples // 10, args.samples)
     folders = [args.dir / f"store-{n}" for n in sizes]
-    report: dict[str, Any] = {"samples": args.samples, "layout": "latent 2x4x32x32 fp16 + T5 2048 x 20-40 tokens fp16 (padded to 77 in batches)"}
+    report: dict[str, Any] = {"samples": args.samples, "layout": "latent 2x4x32x32 fp16 + T5 2048 x 20-40 tokens fp16 (padded to 77 where the step runs)"}
     try:
         for folder, n in zip(folders, sizes):
             shutil.rmtree(folder, ignore_errors=True)

@@ -58,7 +58,7 @@ def data_encoders(cfg: RunConfig, dataset: TrainingSet, device: torch.device) ->
     twice). Precomputed latents are the unscaled posterior, normalised here exactly as the live VAE would."""
     features = getattr(dataset, "features", None)
     kinds = getattr(features, "kinds", [])
-    text_encoder = features.stored_text() if "text" in kinds else build_text_encoder(cfg.text, device)  # type: ignore[union-attr]
+    text_encoder = features.stored_text(device) if "text" in kinds else build_text_encoder(cfg.text, device)  # type: ignore[union-attr]
     if "text" in kinds and text_encoder.max_tokens != cfg.text.max_tokens:
         raise MiroError(f"text.max_tokens = {cfg.text.max_tokens} but the precomputed captions were encoded at {text_encoder.max_tokens} tokens; set text.max_tokens={text_encoder.max_tokens} or precompute again")
     if "text" in kinds and cfg.rewards.scheme == "prompt":
@@ -86,7 +86,7 @@ def posterior_std(batch: Batch, device: torch.device) -> torch.Tensor | None:
 def held_text(text_encoder: TextEncoder, batch: Batch) -> None:
     """Hand a batch's stored caption features to the stored-text encoder (no-op for a live encoder)."""
     if isinstance(text_encoder, StoredText):
-        text_encoder.hold(batch.captions, batch.text, batch.text_mask)  # type: ignore[arg-type]
+        text_encoder.hold(batch.captions, batch.text, batch.text_tokens)  # type: ignore[arg-type]
 
 
 def autocast(precision: str, device: torch.device) -> Any:

@@ -180,7 +180,8 @@ def test_training_reads_precomputed_features_and_never_loads_the_encoders(tmp_pa
     wrong = replace(cfg, model=replace(cfg.model, image_size=8, patch_size=4))
     with pytest.raises(MiroError, match=r"precomputed latents are \(4, 16, 16\) but .* set model.channels=4 model.image_size=16"):
         train(wrong, dataset, tmp_path / "run2", progress=False)
-    assert store.stored_text().null[0].shape == (1, 8, 16)  # the null caption, padded to max_tokens
+    text, mask = store.stored_text().encode([""])  # the null caption, padded to max_tokens
+    assert text.shape == (1, 8, 16) and text.dtype == torch.float32 and mask.shape == (1, 8)
 
 
 def test_a_checkpoint_trained_elsewhere_finds_its_encoders_through_the_weights_file(tmp_path):

@@ -359,14 +359,14 @@ class FeatureStore:
         text = data[split:].view(tokens, self.layout.text_dim) if self.layout.text_dim else None
         return Record(sample_id, latent, text)
 
-    def stored_text(self) -> StoredText:
-        """The text encoder that serves this store's caption features (refuses a store without text)."""
+    def stored_text(self, device: torch.device | str = "cpu") -> StoredText:
+        """The text encoder that serves this store's caption features on `device` (refuses a store without text)."""
         path = self.path / NULL_TEXT
         if not self.layout.text_dim or not path.is_file():
             raise MiroError(f"{self.path} holds no text features; rerun precompute with a T5 (--t5 or the weights file's [t5])")
         if json.loads(Path(f"{path}.json").read_text())["fingerprint"] != self.encoders["text"]["fingerprint"]:
             raise MiroError(f"{path} comes from another T5 than the stored captions; delete it and rerun precompute")
-        return StoredText(torch.from_numpy(np.load(path)), self.layout.max_tokens)
+        return StoredText(torch.from_numpy(np.load(path)).to(device), self.layout.max_tokens)
 
     def close(self) -> None:
         for fd in self._files.values():
@@ -377,29 +377,31 @@ class FeatureStore:
 class StoredText(TextEncoder):
     """Caption features read from a feature store instead of running T5.
 
-    A batch's stored states are handed over by key (`hold`, the loader's per-sample keys); `encode` returns them
-    padded to `max_tokens` with their mask, and the stored null-caption states for captions that caption dropout
-    replaced by "" (miro.objective.condition_inputs).
+    A batch's stored states arrive trimmed and end to end (`hold`: the loader's per-sample keys, the (tokens, D)
+    rows of all of them and each one's count), are moved to the null states' device, and are padded there to
+    `max_tokens` by `encode`, which serves the stored null-caption states for captions that caption dropout
+    replaced by "" (miro.objective.condition_inputs). Padding where the step runs keeps the padded (B, L, D) batch,
+    two to three times the trimmed bytes, off the loader's path.
     """
 
     def __init__(self, null_states: torch.Tensor, max_tokens: int) -> None:
         self.max_tokens, self.dim = max_tokens, null_states.shape[1]
-        self.null = pad_tokens([null_states], max_tokens)  # (1, L, D), (1, L)
-        self._held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.null_states = null_states  # (tokens, D), on the device the batches are padded on
+        self._held: dict[str, torch.Tensor] = {}
 
-    def hold(self, keys: Sequence[str], states: torch.Tensor, mask: torch.Tensor) -> None:
-        self._held = {k: (s, m) for k, s, m in zip(keys, states, mask)}
+    def hold(self, keys: Sequence[str], states: torch.Tensor, tokens: torch.Tensor) -> None:
+        states = states.to(self.null_states.device, non_blocking=True)
+        self._held = dict(zip(keys, states.split(tokens.tolist()), strict=True))
 
     def encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        null = (self.null[0][0], self.null[1][0])
-        rows = [null if c == "" else self._held[c] for c in captions]
-        return torch.stack([r[0] for r in rows]).float(), torch.stack([r[1] for r in rows])
+        text, mask = pad_tokens([self.null_states if c == "" else self._held[c] for c in captions], self.max_tokens)
+        return text.float(), mask
 
 
 def pad_tokens(states: Sequence[torch.Tensor], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trimmed caption states [(tokens_i, D)] -> (B, max_tokens, D) zero-padded and the (B, max_tokens) mask."""
-    out = torch.zeros(len(states), max_tokens, states[0].shape[1], dtype=states[0].dtype)
-    mask = torch.zeros(len(states), max_tokens, dtype=torch.bool)
+    """Trimmed caption states [(tokens_i, D)] -> (B, max_tokens, D) zero-padded and the (B, max_tokens) mask, on their device."""
+    out = torch.zeros(len(states), max_tokens, states[0].shape[1], dtype=states[0].dtype, device=states[0].device)
+    mask = torch.zeros(len(states), max_tokens, dtype=torch.bool, device=states[0].device)
     for i, s in enumerate(states):
         n = min(len(s), max_tokens)
         out[i, :n], mask[i, :n] = s[:n], True

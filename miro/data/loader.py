@@ -7,8 +7,9 @@ number of workers or another prefetch depth read the very same samples in the ve
 
 Worker processes (`default_workers`: none for an in-memory dataset, else one per core of the rank beside its
 own, at most 8) each build whole batches (`__getitems__`, then `collate`) `prefetch_factor` batches ahead, into
-pinned memory on CUDA, for the whole run (one iterator: the workers persist). Caption features stay float16 and
-trimmed until a batch pads them (`pad_tokens`), so a worker moves about half the bytes of float32.
+pinned memory on CUDA, for the whole run (one iterator: the workers persist). Caption features travel float16,
+trimmed to each caption's tokens and end to end; the step pads them on its device (miro.data.feature_store.StoredText),
+so a batch moves about a third of the bytes of padded (B, 77, D) states and a sixth of float32 ones.
 A worker's error comes back as one line (`LoadError`), and a worker that dies (killed, out of memory) stops
 training with an error rather than a hang.
 """
@@ -23,7 +24,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from miro.data.feature_store import pad_tokens
 from miro.errors import MiroError
 from miro.seeding import generator_for
 
@@ -71,14 +71,15 @@ class TrainingBatches(Sampler[list[int]]):
 @dataclass
 class Batch:
     """One micro-batch. images: (B, C, H, W) float32 pixels in [-1, 1], or the unscaled posterior means (float16);
-    latent_std likewise (precomputed latents); text (B, L, D) float16 and text_mask (B, L) when captions are stored."""
+    latent_std likewise (precomputed latents); when captions are stored, text (T, D) float16: each caption's states
+    (at most max_tokens) end to end, text_tokens[i] of them for caption i."""
 
     images: torch.Tensor
     captions: list[str]
     rewards: torch.Tensor  # (B, R) float32 in [0, 1]
     latent_std: torch.Tensor | None = None
     text: torch.Tensor | None = None
-    text_mask: torch.Tensor | None = None
+    text_tokens: torch.Tensor | None = None  # (B,) int64
 
     def pin_memory(self) -> Batch:
         """Page-locked copies, so the copies to the GPU can overlap the step (DataLoader's pin thread calls it)."""
@@ -90,7 +91,7 @@ class Batch:
 
 
 def collate(items: Sequence[dict[str, Any]], rewards: int, max_tokens: int) -> Batch:
-    """Items of a training set -> a Batch (the first `rewards` reward values; stored captions padded to max_tokens)."""
+    """Items of a training set -> a Batch (the first `rewards` reward values; stored captions cut to max_tokens)."""
     first = items[0]
     images = torch.stack([torch.as_tensor(it["image"]) for it in items])
     if images.dtype != torch.float16:  # pixels: float32, as the step takes them; latents stay float16 until the device
@@ -101,7 +102,8 @@ def collate(items: Sequence[dict[str, Any]], rewards: int, max_tokens: int) -> B
     if "latent_std" in first:
         batch.latent_std = torch.stack([it["latent_std"] for it in items])
     if "text_embedding" in first:
-        batch.text, batch.text_mask = pad_tokens([it["text_embedding"] for it in items], max_tokens)
+        texts = [it["text_embedding"][:max_tokens] for it in items]
+        batch.text, batch.text_tokens = torch.cat(texts), torch.tensor([len(t) for t in texts])
     return batch
 
 
