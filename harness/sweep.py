@@ -124,6 +124,7 @@ def planned_seconds(plan: Plan, throughputs: str) -> dict[str, float]:
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     from harness.estimate import read_throughputs, stage_gpu_hours
+    from harness.eta import training_progress
     from harness.executors import array_chunks, cluster_max_array_size, render_sbatch
     from harness.identity import rerun_lines
 
@@ -144,7 +145,8 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     if hours:
         print(f"  (GPU-hour estimates scale the measured throughputs of {args.throughputs} to H100s; edit it for your cluster)")
     rate = measured_step_rate(plan, store)
-    left = sum(u.unit.params["config"]["optim"]["steps"] for u in plan.train if store.state(u.unit.key) != "done")
+    progress = [training_progress(store, u.unit) for u in plan.train if store.state(u.unit.key) != "done"]
+    left = sum(total - step for step, total, _ in progress)  # a running unit counts the steps it has not logged
     estimate = (f"about {left / rate / 3600:.2f} unit-hours at the measured {rate:.1f} steps/s per unit" if rate
                 else "no estimate until one arm has trained here")
     print(f"  training steps left: {left} ({estimate}; divide by the units running side by side)")

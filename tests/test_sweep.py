@@ -16,6 +16,7 @@ from harness.plan import plan_study
 from harness.store import Store
 from harness.study_file import load_study
 from harness.sweep import main
+from harness.tasks import run_dir
 
 SMALL = ["--set", "evaluation.samples_per_prompt=2", "--set", "tuning.trials=2"]
 
@@ -140,6 +141,18 @@ def test_dry_run_and_status_print_the_plan_without_running(finished_sweep, capsy
     main(["smoke", "--root", str(finished_sweep), "--dry-run", "--executor", "slurm", "--partition", "gpu", "--time-min", "30"])
     out = capsys.readouterr().out
     assert "train        2 units (2 train): 2 done" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=30" in out
+
+
+def test_status_counts_the_training_steps_a_unit_has_not_logged(finished_sweep, tmp_path, capsys):
+    root = tmp_path / "runs"
+    shutil.copytree(finished_sweep, root, symlinks=True)
+    store = Store(root / "store")
+    key = plan_study(load_study("smoke", overrides=SMALL[1::2]), store).train[0].unit.key
+    store.set_state(key, "failed")  # stopped at its step 10, say: a rerun trains its 10 steps left, not 20
+    log = run_dir(store.work_dir(key)) / "log.jsonl"
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if json.loads(line)["step"] <= 10))
+    main(["smoke", "--root", str(root), *SMALL, "--status"])
+    assert "training steps left: 10 (" in capsys.readouterr().out
 
 
 def test_help_lists_the_builtin_studies_without_importing_the_pipeline():
