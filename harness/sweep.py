@@ -104,13 +104,15 @@ def resources(args: argparse.Namespace) -> SlurmResources:
                           array_parallelism=args.array_parallelism, additional_parameters=tuple(sorted(extra.items())))
 
 
-def measured_step_rate(plan: Plan, store: Store) -> float | None:
-    """Steps/s of the training units of this plan that have logged (finished or running), to estimate what is left."""
+def training_left(plan: Plan, store: Store) -> tuple[int, float | None]:
+    """(steps the plan's unfinished training units have not logged, the mean steps/s of those that have logged,
+    finished or running, or None): each unit's log is read once."""
     from harness.eta import steps_per_second, training_progress
 
-    records = [(planned.unit, training_progress(store, planned.unit)[2]) for planned in plan.train]
-    rates = [steps_per_second(unit, record) for unit, record in records if record]
-    return sum(rates) / len(rates) if rates else None
+    progress = [(planned.unit, *training_progress(store, planned.unit)) for planned in plan.train]
+    rates = [steps_per_second(unit, record) for unit, _, _, record in progress if record]
+    left = sum(total - step for unit, step, total, _ in progress if store.state(unit.key) != "done")
+    return left, (sum(rates) / len(rates) if rates else None)
 
 
 def planned_seconds(plan: Plan, throughputs: str) -> dict[str, float]:
@@ -124,7 +126,6 @@ def planned_seconds(plan: Plan, throughputs: str) -> dict[str, float]:
 
 def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
     from harness.estimate import read_throughputs, stage_gpu_hours
-    from harness.eta import training_progress
     from harness.executors import array_chunks, cluster_max_array_size, render_sbatch
     from harness.identity import rerun_lines
 
@@ -144,9 +145,7 @@ def print_plan(plan: Plan, store: Store, args: argparse.Namespace) -> None:
         print(line)
     if hours:
         print(f"  (GPU-hour estimates scale the measured throughputs of {args.throughputs} to H100s; edit it for your cluster)")
-    rate = measured_step_rate(plan, store)
-    progress = [training_progress(store, u.unit) for u in plan.train if store.state(u.unit.key) != "done"]
-    left = sum(total - step for step, total, _ in progress)  # a running unit counts the steps it has not logged
+    left, rate = training_left(plan, store)
     estimate = (f"about {left / rate / 3600:.2f} unit-hours at the measured {rate:.1f} steps/s per unit" if rate
                 else "no estimate until one arm has trained here")
     print(f"  training steps left: {left} ({estimate}; divide by the units running side by side)")
