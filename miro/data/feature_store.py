@@ -10,9 +10,9 @@ A store is a folder. Each precompute shard (one SLURM array task) appends to its
     shard-SSSSS-of-NNNNN.json   the commit: rows and bytes that are final, the samples that failed and why, the
                                 running per-channel sums of the latent means, whether the shard is complete
 A record is the VAE posterior (mean, std) as float16 (2, C, h, w), then the caption's T5 hidden states as float16
-(tokens, D), trimmed to the caption's real tokens: the mask is all ones by construction, and a batch pads them
-again (miro.data.loader), as the released code does. Rows and bytes past the commit (a killed writer) are cut off
-when the shard resumes. When every shard is complete, the last to finish writes the store's index: one .npy per
+(tokens, D), trimmed to the caption's real tokens: the mask is all ones by construction, and the training step
+pads them again (StoredText), as the released code pads at collate. Rows and bytes past the commit (a killed
+writer) are cut off when the shard resumes. When every shard is complete, the last to finish writes the store's index: one .npy per
 column under index/, sorted by sample id, then store.json (layout, encoders, rows per shard), the mark of a whole
 store. Opening a store reads store.json and memory-maps the columns: O(1) in time and memory whatever the size.
 A read is one pread of one record (readahead off), checked against its XXH3-64 checksum (about 30 GB/s; zlib's
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import xxhash
+from torch.nn.utils.rnn import pad_sequence
 
 from miro.errors import MiroError
 from miro.files import atomic_path, write_json_atomic
@@ -400,9 +401,8 @@ class StoredText(TextEncoder):
 
 def pad_tokens(states: Sequence[torch.Tensor], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Trimmed caption states [(tokens_i, D)] -> (B, max_tokens, D) zero-padded and the (B, max_tokens) mask, on their device."""
-    out = torch.zeros(len(states), max_tokens, states[0].shape[1], dtype=states[0].dtype, device=states[0].device)
-    mask = torch.zeros(len(states), max_tokens, dtype=torch.bool, device=states[0].device)
-    for i, s in enumerate(states):
-        n = min(len(s), max_tokens)
-        out[i, :n], mask[i, :n] = s[:n], True
-    return out, mask
+    rows = [s[:max_tokens] for s in states]
+    padded = pad_sequence(rows, batch_first=True)  # (B, longest, D): one call, not a copy per caption
+    out = torch.nn.functional.pad(padded, (0, 0, 0, max_tokens - padded.shape[1]))
+    lengths = torch.tensor([len(r) for r in rows], device=out.device)
+    return out, torch.arange(max_tokens, device=out.device) < lengths.unsqueeze(1)

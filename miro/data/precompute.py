@@ -7,10 +7,10 @@ shift_factor, when its config has one) in the store's encoder record; the traine
 config says (the VAE's factor or the released per-channel statistics, posterior mean or sample).
 Text: a transformers T5EncoderModel and its tokenizer from one local folder. Captions are tokenized as the released
 pipeline does at inference (truncated to `max_tokens`, which the run's text.max_tokens must equal); the hidden
-states of the real tokens are stored (T5's attention masks the padding, so they do not depend on it), and a batch
-pads them to max_tokens again (miro.data.loader). The released training code stores trimmed states too and pads
-at collate time, to 256 tokens; its pipeline encodes prompts at max_text_len = 77, the length the paper preset
-trains at, so training and sampling see captions encoded the same way.
+states of the real tokens are stored (T5's attention masks the padding, so they do not depend on it), and the
+training step pads them to max_tokens again (miro.data.feature_store.StoredText). The released training code
+stores trimmed states too and pads at collate time, to 256 tokens; its pipeline encodes prompts at max_text_len =
+77, the length the paper preset trains at, so training and sampling see captions encoded the same way.
 
 Images are read and decoded in DataLoader worker processes (miro.data.decode), the encoders run batched in the
 main process, and records go to the feature store (miro.data.feature_store: one append-only shard per task,
