@@ -15,8 +15,8 @@ from torch.utils.data import get_worker_info
 
 from miro.bench_data import write_annotation, write_store
 from miro.config import DataConfig, LatentConfig, RewardConfig, TextConfig
-from miro.data.feature_store import Layout, shard_name
-from miro.data.loader import TrainingBatches, training_batches
+from miro.data.feature_store import Layout, StoredText, shard_name
+from miro.data.loader import TrainingBatches, collate, training_batches
 from miro.data.training_set import FeatureTrainingSet, fit_bins
 from miro.errors import MiroError
 from miro.presets import preset
@@ -111,3 +111,22 @@ def test_a_worker_that_dies_stops_training_with_an_error_not_a_hang():
     order = TrainingBatches(0, 4, 1, 1, 0, micro=2, n=8, seed=0)
     with pytest.raises(MiroError, match=r"a data-loading worker died \(DataLoader worker .*rerun the same command to resume"):
         list(training_batches(DiesInAWorker(), order, rewards=0, max_tokens=8, workers=1, pin_memory=False))
+
+
+def test_caption_states_travel_trimmed_and_are_padded_where_the_step_runs() -> None:
+    """A batch carries each caption's states end to end (cut to max_tokens); StoredText pads them back, with the
+    stored null caption for a caption that dropout emptied."""
+    g = torch.Generator().manual_seed(0)
+    states = {c: torch.randn(n, 3, generator=g).half() for c, n in (("a red cube", 2), ("two blue balls", 6), ("x", 0))}
+    items = [{"image": torch.zeros(1, 2, 2), "rewards": [0.5], "caption": c, "text_embedding": t} for c, t in states.items()]
+    batch = collate(items, rewards=1, max_tokens=4)
+    assert batch.text is not None and batch.text.shape == (2 + 4 + 0, 3) and batch.text_tokens.tolist() == [2, 4, 0]
+    null = torch.randn(1, 3, generator=g).half()
+    encoder = StoredText(null, max_tokens=4)
+    encoder.hold(batch.captions, batch.text, batch.text_tokens)
+    text, mask = encoder.encode(["two blue balls", "", "a red cube", "x"])
+    assert text.dtype == torch.float32 and text.shape == (4, 4, 3)
+    for row, expected in enumerate([states["two blue balls"][:4], null, states["a red cube"], states["x"]]):
+        n = len(expected)
+        assert torch.equal(text[row, :n], expected.float()) and not text[row, n:].any()
+        assert mask[row].tolist() == [True] * n + [False] * (4 - n)
